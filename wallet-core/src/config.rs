@@ -1,0 +1,186 @@
+//! The rules a ledger enforces that a host may tune.
+
+use std::collections::BTreeMap;
+
+use rust_decimal::Decimal;
+use rust_decimal::prelude::ToPrimitive;
+
+use crate::currency::{Currency, CurrencyCode, CurrencyRegistry};
+use crate::error::{Error, Result};
+use crate::money::Money;
+
+/// Most currencies with their own amount bounds.
+pub const BOUNDS_OVERRIDES_MAX: usize = 1024;
+
+/// The smallest and largest amount one operation may move, in whole currency units.
+///
+/// Applied in the currency's minor units: a minimum finer than the currency allows rounds up to
+/// one minor unit (0.01 becomes 1 for JPY), a maximum beyond 64-bit minor units is capped there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AmountBounds {
+    /// Smallest amount (inclusive), greater than zero.
+    pub min: Decimal,
+    /// Largest amount (inclusive), at least `min`.
+    pub max: Decimal,
+}
+
+impl Default for AmountBounds {
+    /// 0.01 to 1,000,000.00.
+    fn default() -> Self {
+        AmountBounds {
+            min: Decimal::new(1, 2),
+            max: Decimal::new(1_000_000, 0),
+        }
+    }
+}
+
+impl AmountBounds {
+    /// Bounds from `min` to `max` inclusive.
+    pub fn new(min: Decimal, max: Decimal) -> Result<Self> {
+        let bounds = AmountBounds { min, max };
+        bounds.validate()?;
+        Ok(bounds)
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.min <= Decimal::ZERO {
+            return Err(Error::InvalidConfig {
+                reason: "amount minimum must be greater than zero".into(),
+            });
+        }
+        if self.max < self.min {
+            return Err(Error::InvalidConfig {
+                reason: "amount maximum must be at least the minimum".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The bounds in minor units of `currency`: `(min, max)`, both at least 1.
+    pub fn in_minor(&self, currency: Currency) -> (Money, Money) {
+        // The exponent is at most 18, and 10^18 fits in a u64.
+        let scale = Decimal::from(10u64.pow(u32::from(currency.exponent())));
+        let to_minor = |d: Decimal, round_up: bool| -> i64 {
+            d.checked_mul(scale)
+                .map(|s| if round_up { s.ceil() } else { s.floor() })
+                .and_then(|s| s.to_i64())
+                .unwrap_or(i64::MAX)
+        };
+        let min = to_minor(self.min, true).max(1);
+        let max = to_minor(self.max, false).max(min);
+        (
+            Money::from_minor(min, currency),
+            Money::from_minor(max, currency),
+        )
+    }
+}
+
+/// Configuration of a ledger: currencies and amount rules.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Config {
+    currencies: CurrencyRegistry,
+    amount_bounds: AmountBounds,
+    amount_bounds_by_currency: BTreeMap<CurrencyCode, AmountBounds>,
+}
+
+impl Config {
+    /// ISO 4217 currencies, amounts from 0.01 to 1,000,000.00 per operation.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Uses `registry` for currencies (to add custom assets).
+    pub fn with_currencies(mut self, registry: CurrencyRegistry) -> Self {
+        self.currencies = registry;
+        self
+    }
+
+    /// Sets the default per-operation amount bounds.
+    pub fn with_amount_bounds(mut self, bounds: AmountBounds) -> Result<Self> {
+        bounds.validate()?;
+        self.amount_bounds = bounds;
+        Ok(self)
+    }
+
+    /// Sets per-operation amount bounds for one currency.
+    pub fn with_currency_amount_bounds(mut self, code: &str, bounds: AmountBounds) -> Result<Self> {
+        bounds.validate()?;
+        let currency = self.currencies.get(code)?;
+        if self.amount_bounds_by_currency.len() >= BOUNDS_OVERRIDES_MAX
+            && !self
+                .amount_bounds_by_currency
+                .contains_key(&currency.code())
+        {
+            return Err(Error::InvalidConfig {
+                reason: "too many per-currency bounds".into(),
+            });
+        }
+        self.amount_bounds_by_currency
+            .insert(currency.code(), bounds);
+        Ok(self)
+    }
+
+    /// The currency registry.
+    pub fn currencies(&self) -> &CurrencyRegistry {
+        &self.currencies
+    }
+
+    /// The amount bounds that apply to `currency`, in its minor units.
+    pub fn bounds_for(&self, currency: Currency) -> (Money, Money) {
+        self.amount_bounds_by_currency
+            .get(&currency.code())
+            .unwrap_or(&self.amount_bounds)
+            .in_minor(currency)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rust_decimal_macros::dec;
+
+    fn minor(c: &Config, code: &str) -> (i64, i64) {
+        let cur = c.currencies().get(code).unwrap();
+        let (lo, hi) = c.bounds_for(cur);
+        (lo.minor(), hi.minor())
+    }
+
+    #[test]
+    fn default_bounds_per_currency() {
+        let c = Config::new();
+        assert_eq!(minor(&c, "USD"), (1, 100_000_000));
+        assert_eq!(minor(&c, "JPY"), (1, 1_000_000), "0.01 rounds up to 1 yen");
+        assert_eq!(minor(&c, "BHD"), (10, 1_000_000_000));
+    }
+
+    #[test]
+    fn huge_exponent_caps_at_i64() {
+        let reg = CurrencyRegistry::new().with("WEI", 18).unwrap();
+        let c = Config::new().with_currencies(reg);
+        assert_eq!(minor(&c, "WEI"), (10_000_000_000_000_000, i64::MAX));
+    }
+
+    #[test]
+    fn overrides_and_validation() {
+        let c = Config::new()
+            .with_currency_amount_bounds("usd", AmountBounds::new(dec!(5), dec!(10)).unwrap())
+            .unwrap();
+        assert_eq!(minor(&c, "USD"), (500, 1000));
+        assert_eq!(minor(&c, "EUR"), (1, 100_000_000));
+        assert_eq!(
+            AmountBounds::new(dec!(0), dec!(1)).unwrap_err().code(),
+            "invalid_config"
+        );
+        assert_eq!(
+            AmountBounds::new(dec!(2), dec!(1)).unwrap_err().code(),
+            "invalid_config"
+        );
+        assert_eq!(
+            Config::new()
+                .with_currency_amount_bounds("NOPE", AmountBounds::default())
+                .unwrap_err()
+                .code(),
+            "unknown_currency"
+        );
+    }
+}

@@ -1,0 +1,381 @@
+//! The one public error type.
+//!
+//! Every variant is something a caller would handle differently, and each has a stable,
+//! machine-readable [`Error::code`] that bindings map to exception classes and servers map to
+//! HTTP statuses. Codes never change once released; messages may be improved.
+
+use crate::currency::CurrencyCode;
+use crate::ids::WalletNumber;
+use crate::money::Money;
+use crate::transaction::TransactionStatus;
+use crate::wallet::WalletStatus;
+
+/// Result alias used throughout the library.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong, as seen by a caller of the library.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    // ----- bad input -------------------------------------------------------------------------
+    /// An amount that must be positive was zero or negative.
+    #[error("amount must be greater than zero")]
+    AmountNotPositive,
+    /// An amount has more decimal places than its currency allows.
+    #[error("{currency} allows at most {max_decimals} decimal places")]
+    AmountPrecision {
+        /// The currency of the amount.
+        currency: CurrencyCode,
+        /// The currency's minor-unit exponent.
+        max_decimals: u8,
+    },
+    /// An amount is below the configured minimum for the operation.
+    #[error("amount is below the minimum of {minimum}")]
+    AmountBelowMinimum {
+        /// The smallest amount allowed.
+        minimum: Money,
+    },
+    /// An amount is above the configured maximum for the operation.
+    #[error("amount is above the maximum of {maximum}")]
+    AmountAboveMaximum {
+        /// The largest amount allowed.
+        maximum: Money,
+    },
+    /// An amount or a balance does not fit in the ledger's 64-bit minor units.
+    #[error("amount is too large to be represented")]
+    AmountOverflow,
+    /// Text could not be read as a decimal amount.
+    #[error("not a valid amount: {reason}")]
+    InvalidAmount {
+        /// What was wrong with it.
+        reason: &'static str,
+    },
+    /// A currency code that is neither an ISO 4217 code nor a registered custom asset.
+    #[error("unknown currency {code:?}")]
+    UnknownCurrency {
+        /// The code as given (truncated if very long).
+        code: String,
+    },
+    /// A malformed currency code or custom asset definition.
+    #[error("invalid currency: {reason}")]
+    InvalidCurrency {
+        /// What was wrong with it.
+        reason: &'static str,
+    },
+    /// The wallets involved hold different currencies.
+    #[error("currency mismatch: expected {expected}, found {found}")]
+    CurrencyMismatch {
+        /// The currency the operation requires.
+        expected: CurrencyCode,
+        /// The currency it found.
+        found: CurrencyCode,
+    },
+    /// A currency's exponent in the store differs from the configured one.
+    #[error(
+        "currency {code} is stored with {stored} decimal places but configured with {configured}"
+    )]
+    CurrencyExponentMismatch {
+        /// The currency.
+        code: CurrencyCode,
+        /// The exponent recorded in the store.
+        stored: u8,
+        /// The exponent in the configuration.
+        configured: u8,
+    },
+    /// A description that is too long or contains forbidden characters.
+    #[error("invalid description: {reason}")]
+    InvalidDescription {
+        /// What was wrong with it.
+        reason: &'static str,
+    },
+    /// Metadata that is not a JSON object, or is too large or too deep.
+    #[error("invalid metadata: {reason}")]
+    InvalidMetadata {
+        /// What was wrong with it.
+        reason: &'static str,
+    },
+    /// An idempotency key that is empty, too long, or has characters outside visible ASCII.
+    #[error("invalid idempotency key: {reason}")]
+    InvalidIdempotencyKey {
+        /// What was wrong with it.
+        reason: &'static str,
+    },
+    /// A string that is not a well-formed wallet number (`WLT-…`), or whose check digits fail.
+    #[error("invalid wallet number")]
+    InvalidWalletNumber,
+    /// A string that is not a well-formed transaction reference (`TXN-…`), or whose check digits fail.
+    #[error("invalid transaction reference")]
+    InvalidReference,
+    /// An identifier that is not a positive integer.
+    #[error("invalid identifier")]
+    InvalidId,
+    /// A history cursor that is malformed or belongs to another wallet.
+    #[error("invalid cursor")]
+    InvalidCursor,
+    /// A query with an out-of-range page size or an empty date range.
+    #[error("invalid query: {reason}")]
+    InvalidQuery {
+        /// What was wrong with it.
+        reason: &'static str,
+    },
+    /// A configuration value outside its allowed range.
+    #[error("invalid configuration: {reason}")]
+    InvalidConfig {
+        /// What was wrong with it.
+        reason: String,
+    },
+
+    // ----- state and rules -------------------------------------------------------------------
+    /// No wallet with that id or number (or not visible to the caller).
+    #[error("wallet not found")]
+    WalletNotFound,
+    /// No transaction with that reference.
+    #[error("transaction not found")]
+    TransactionNotFound,
+    /// The owner already has a wallet of this kind and currency.
+    #[error("a wallet of this kind and currency already exists: {existing}")]
+    WalletExists {
+        /// The existing wallet's number.
+        existing: WalletNumber,
+    },
+    /// The wallet is INACTIVE and cannot move money.
+    #[error("wallet {wallet} is inactive")]
+    WalletInactive {
+        /// The wallet concerned.
+        wallet: WalletNumber,
+    },
+    /// The wallet is FROZEN and cannot move money.
+    #[error("wallet {wallet} is frozen")]
+    WalletFrozen {
+        /// The wallet concerned.
+        wallet: WalletNumber,
+    },
+    /// The wallet is BLOCKED and cannot move money.
+    #[error("wallet {wallet} is blocked")]
+    WalletBlocked {
+        /// The wallet concerned.
+        wallet: WalletNumber,
+    },
+    /// The wallet is CLOSED.
+    #[error("wallet {wallet} is closed")]
+    WalletClosed {
+        /// The wallet concerned.
+        wallet: WalletNumber,
+    },
+    /// A status change that the wallet lifecycle does not allow.
+    #[error("cannot change wallet status from {from} to {to}")]
+    InvalidStatusTransition {
+        /// The current status.
+        from: WalletStatus,
+        /// The requested status.
+        to: WalletStatus,
+    },
+    /// A wallet cannot be closed while it holds money.
+    #[error("wallet still holds {balance}")]
+    WalletNotEmpty {
+        /// What it still holds.
+        balance: Money,
+    },
+    /// Source and destination are the same wallet.
+    #[error("cannot transfer a wallet's money to itself")]
+    SameWallet,
+    /// Not enough available money.
+    #[error("insufficient funds: {available} available, {requested} requested")]
+    InsufficientFunds {
+        /// The money available (balance minus holds).
+        available: Money,
+        /// The money the operation needs.
+        requested: Money,
+    },
+    /// The idempotency key was already used for a different request.
+    #[error("idempotency key already used for a different request")]
+    IdempotencyConflict,
+    /// A transaction is not in a status that allows the operation.
+    #[error("transaction is {status}")]
+    InvalidTransactionStatus {
+        /// Its current status.
+        status: TransactionStatus,
+    },
+    /// The caller is not allowed to perform this operation on this object.
+    #[error("not allowed")]
+    Forbidden,
+
+    // ----- storage ---------------------------------------------------------------------------
+    /// The disk or the database's size limit is full. Nothing of the operation was stored.
+    #[error("storage is full")]
+    StorageFull,
+    /// The database cannot be written (read-only file or medium). Nothing was stored.
+    #[error("storage is read-only")]
+    StorageReadOnly,
+    /// The database stayed locked by another process beyond the busy timeout.
+    #[error("storage is busy")]
+    StorageBusy,
+    /// The database holds data the library cannot read: corruption or a foreign schema.
+    #[error("storage is corrupt: {detail}")]
+    StorageCorrupt {
+        /// What was found.
+        detail: String,
+    },
+    /// Any other storage failure (I/O error, lost connection). Nothing partial was stored.
+    #[error("storage error: {detail}")]
+    Storage {
+        /// The underlying error's message.
+        detail: String,
+    },
+    /// The database schema is newer or older than this code can use.
+    #[error("database schema version {found} is not supported (this code uses {supported})")]
+    SchemaVersion {
+        /// The version found in the database.
+        found: i64,
+        /// The version this code expects.
+        supported: i64,
+    },
+    /// The store was closed.
+    #[error("store is closed")]
+    Closed,
+    /// A broken internal invariant: a bug. Nothing partial was stored.
+    #[error("internal error: {detail}")]
+    Internal {
+        /// What was broken.
+        detail: String,
+    },
+}
+
+impl Error {
+    /// The stable machine-readable code of this error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::AmountNotPositive => "amount_not_positive",
+            Error::AmountPrecision { .. } => "amount_precision",
+            Error::AmountBelowMinimum { .. } => "amount_below_minimum",
+            Error::AmountAboveMaximum { .. } => "amount_above_maximum",
+            Error::AmountOverflow => "amount_overflow",
+            Error::InvalidAmount { .. } => "invalid_amount",
+            Error::UnknownCurrency { .. } => "unknown_currency",
+            Error::InvalidCurrency { .. } => "invalid_currency",
+            Error::CurrencyMismatch { .. } => "currency_mismatch",
+            Error::CurrencyExponentMismatch { .. } => "currency_exponent_mismatch",
+            Error::InvalidDescription { .. } => "invalid_description",
+            Error::InvalidMetadata { .. } => "invalid_metadata",
+            Error::InvalidIdempotencyKey { .. } => "invalid_idempotency_key",
+            Error::InvalidWalletNumber => "invalid_wallet_number",
+            Error::InvalidReference => "invalid_reference",
+            Error::InvalidId => "invalid_id",
+            Error::InvalidCursor => "invalid_cursor",
+            Error::InvalidQuery { .. } => "invalid_query",
+            Error::InvalidConfig { .. } => "invalid_config",
+            Error::WalletNotFound => "wallet_not_found",
+            Error::TransactionNotFound => "transaction_not_found",
+            Error::WalletExists { .. } => "wallet_exists",
+            Error::WalletInactive { .. } => "wallet_inactive",
+            Error::WalletFrozen { .. } => "wallet_frozen",
+            Error::WalletBlocked { .. } => "wallet_blocked",
+            Error::WalletClosed { .. } => "wallet_closed",
+            Error::InvalidStatusTransition { .. } => "invalid_status_transition",
+            Error::WalletNotEmpty { .. } => "wallet_not_empty",
+            Error::SameWallet => "same_wallet",
+            Error::InsufficientFunds { .. } => "insufficient_funds",
+            Error::IdempotencyConflict => "idempotency_conflict",
+            Error::InvalidTransactionStatus { .. } => "invalid_transaction_status",
+            Error::Forbidden => "forbidden",
+            Error::StorageFull => "storage_full",
+            Error::StorageReadOnly => "storage_read_only",
+            Error::StorageBusy => "storage_busy",
+            Error::StorageCorrupt { .. } => "storage_corrupt",
+            Error::Storage { .. } => "storage_error",
+            Error::SchemaVersion { .. } => "schema_version",
+            Error::Closed => "store_closed",
+            Error::Internal { .. } => "internal",
+        }
+    }
+
+    /// The broad class of the error, for hosts that map errors to responses.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::AmountNotPositive
+            | Error::AmountPrecision { .. }
+            | Error::AmountBelowMinimum { .. }
+            | Error::AmountAboveMaximum { .. }
+            | Error::AmountOverflow
+            | Error::InvalidAmount { .. }
+            | Error::UnknownCurrency { .. }
+            | Error::InvalidCurrency { .. }
+            | Error::InvalidDescription { .. }
+            | Error::InvalidMetadata { .. }
+            | Error::InvalidIdempotencyKey { .. }
+            | Error::InvalidWalletNumber
+            | Error::InvalidReference
+            | Error::InvalidId
+            | Error::InvalidCursor
+            | Error::InvalidQuery { .. }
+            | Error::InvalidConfig { .. } => ErrorKind::InvalidInput,
+            Error::WalletNotFound | Error::TransactionNotFound => ErrorKind::NotFound,
+            Error::Forbidden => ErrorKind::Forbidden,
+            Error::WalletExists { .. } | Error::IdempotencyConflict => ErrorKind::Conflict,
+            Error::CurrencyMismatch { .. }
+            | Error::WalletInactive { .. }
+            | Error::WalletFrozen { .. }
+            | Error::WalletBlocked { .. }
+            | Error::WalletClosed { .. }
+            | Error::InvalidStatusTransition { .. }
+            | Error::WalletNotEmpty { .. }
+            | Error::SameWallet
+            | Error::InsufficientFunds { .. }
+            | Error::InvalidTransactionStatus { .. } => ErrorKind::Rejected,
+            Error::StorageFull
+            | Error::StorageReadOnly
+            | Error::StorageBusy
+            | Error::Storage { .. }
+            | Error::Closed => ErrorKind::Unavailable,
+            Error::CurrencyExponentMismatch { .. }
+            | Error::StorageCorrupt { .. }
+            | Error::SchemaVersion { .. }
+            | Error::Internal { .. } => ErrorKind::Internal,
+        }
+    }
+
+    /// Whether retrying the same call (with the same idempotency key) may succeed.
+    ///
+    /// True for transient storage conditions; a retry of a money movement with the same key
+    /// never applies it twice.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            Error::StorageFull | Error::StorageBusy | Error::Storage { .. }
+        )
+    }
+
+    pub(crate) fn internal(detail: impl Into<String>) -> Self {
+        Error::Internal {
+            detail: detail.into(),
+        }
+    }
+
+    /// Builds a [`Error::StorageCorrupt`] for data read from a store that the library cannot
+    /// interpret. Backends use it when a row breaks the schema's rules.
+    pub fn corrupt(detail: impl Into<String>) -> Self {
+        Error::StorageCorrupt {
+            detail: detail.into(),
+        }
+    }
+}
+
+/// Broad classes of [`Error`], for mapping to transport-level statuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The request itself is malformed (HTTP 400/422).
+    InvalidInput,
+    /// The object does not exist (HTTP 404).
+    NotFound,
+    /// The caller may not do this (HTTP 403).
+    Forbidden,
+    /// The request conflicts with existing state (HTTP 409).
+    Conflict,
+    /// A business rule rejected the request (HTTP 422).
+    Rejected,
+    /// Storage is temporarily unable to serve (HTTP 503).
+    Unavailable,
+    /// A bug or corruption (HTTP 500).
+    Internal,
+}

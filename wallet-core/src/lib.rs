@@ -1,0 +1,42 @@
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+pub mod actor;
+pub mod command;
+pub mod config;
+pub mod currency;
+pub mod decide;
+pub mod error;
+pub mod history;
+pub mod ids;
+mod iso4217;
+pub mod ledger;
+pub mod money;
+pub mod store;
+pub mod text;
+pub mod time;
+pub mod transaction;
+pub mod verify;
+pub mod wallet;
+
+#[cfg(feature = "testkit")]
+pub mod testkit;
+
+pub use actor::{Actor, Role};
+pub use config::{AmountBounds, Config};
+pub use currency::{Currency, CurrencyCode, CurrencyRegistry};
+pub use error::{Error, ErrorKind, Result};
+pub use history::{HistoryCursor, HistoryLine, HistoryPage, HistoryQuery, HistoryTotals};
+pub use ids::{TransactionId, TransactionRef, UserId, WalletId, WalletNumber, WalletRef};
+pub use ledger::{
+    DepositRequest, Ledger, MoveDetails, OpenWalletRequest, TransferRequest, WithdrawRequest,
+};
+pub use money::{Money, parse_amount};
+pub use store::Store;
+pub use time::{Clock, ManualClock, SystemClock, Timestamp};
+pub use transaction::{Leg, Receipt, Transaction, TransactionKind, TransactionStatus};
+pub use verify::VerifyReport;
+pub use wallet::{Wallet, WalletKind, WalletStatus};
+
+/// Re-exported so hosts use the same `Decimal` type as the library.
+pub use rust_decimal::Decimal;
