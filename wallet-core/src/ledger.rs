@@ -131,6 +131,14 @@ pub struct Ledger<S> {
     clock: Arc<dyn Clock>,
 }
 
+impl<S> std::fmt::Debug for Ledger<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ledger")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<S: Clone> Clone for Ledger<S> {
     fn clone(&self) -> Self {
         Ledger {

@@ -16,7 +16,7 @@ impl Timestamp {
     pub const EPOCH: Timestamp = Timestamp(0);
 
     /// From microseconds since the Unix epoch.
-    pub fn from_micros(micros: i64) -> Self {
+    pub const fn from_micros(micros: i64) -> Self {
         Timestamp(micros)
     }
 

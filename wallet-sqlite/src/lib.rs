@@ -1,0 +1,357 @@
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+mod error;
+mod queries;
+mod schema;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::oneshot;
+use wallet_core::command::Command;
+use wallet_core::currency::CurrencyCode;
+use wallet_core::history::{HistoryFilter, HistoryPage};
+use wallet_core::ids::{TransactionId, UserId, WalletId};
+use wallet_core::store::{Outcome, Store};
+use wallet_core::transaction::Transaction;
+use wallet_core::verify::VerifyReport;
+use wallet_core::wallet::WalletState;
+use wallet_core::{Error, Result};
+
+use crate::error::map_sqlite;
+use crate::writer::{Job, ReadJob, Writer};
+
+/// Most reader connections a store may have.
+pub const READERS_MAX: u8 = 32;
+/// Deepest write queue a store may have.
+pub const QUEUE_DEPTH_MAX: u32 = 1 << 20;
+/// Most commands one group commit may hold.
+pub const BATCH_MAX: u32 = 65_536;
+
+/// When a commit counts as done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// `synchronous = FULL`: a call returns only after its transaction is on disk and survives
+    /// a power cut. The default.
+    #[default]
+    Full,
+    /// `synchronous = NORMAL`: survives a crash of the process, but the last commits before a
+    /// power cut or OS crash may be lost (never corrupted).
+    Normal,
+}
+
+/// How to open a store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// When a commit counts as done.
+    pub durability: Durability,
+    /// Reader connections (file stores; in-memory stores read on the writer). 1 to 32.
+    pub readers: u8,
+    /// Commands that may wait for the writer before callers are made to wait.
+    pub queue_depth: u32,
+    /// Most commands per group commit.
+    pub batch_max: u32,
+    /// Wallet states the writer keeps in memory (0 disables the cache).
+    pub cache_wallets: u32,
+    /// How long to wait for a lock held by another process, in milliseconds.
+    pub busy_timeout_ms: u32,
+    /// Page cache per connection, in KiB.
+    pub page_cache_kib: u32,
+    /// Limit the database to this many pages (4 KiB each), for quotas and fault tests.
+    pub max_page_count: Option<u64>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            durability: Durability::Full,
+            readers: 4,
+            queue_depth: 4096,
+            batch_max: 1024,
+            cache_wallets: 65_536,
+            busy_timeout_ms: 5000,
+            page_cache_kib: 16 * 1024,
+            max_page_count: None,
+        }
+    }
+}
+
+impl Options {
+    fn validate(&self) -> Result<()> {
+        let bad = |reason: &str| {
+            Err(Error::InvalidConfig {
+                reason: reason.to_owned(),
+            })
+        };
+        if self.readers == 0 || self.readers > READERS_MAX {
+            return bad("readers must be between 1 and 32");
+        }
+        if self.queue_depth == 0 || self.queue_depth > QUEUE_DEPTH_MAX {
+            return bad("queue_depth must be between 1 and 1048576");
+        }
+        if self.batch_max == 0 || self.batch_max > BATCH_MAX {
+            return bad("batch_max must be between 1 and 65536");
+        }
+        Ok(())
+    }
+}
+
+/// Where reads run: a pool of reader connections, or (in memory) the writer's connection.
+enum Reads {
+    Pool(async_channel::Sender<ReadJob>),
+    Writer,
+}
+
+struct Inner {
+    writes: async_channel::Sender<Job>,
+    reads: Reads,
+    threads: std::sync::Mutex<Vec<JoinHandle<()>>>,
+    path: Option<PathBuf>,
+}
+
+impl Inner {
+    /// Closes the queues (queued work still runs) and waits for every thread to finish it.
+    fn shut_down(&self) {
+        self.writes.close();
+        if let Reads::Pool(reads) = &self.reads {
+            reads.close();
+        }
+        let threads: Vec<JoinHandle<()>> = match self.threads.lock() {
+            Ok(mut guard) => guard.drain(..).collect(),
+            Err(poisoned) => poisoned.into_inner().drain(..).collect(),
+        };
+        for t in threads {
+            // A thread that panicked has nothing left to hand back; the store is closed anyway.
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.shut_down();
+    }
+}
+
+/// An embedded SQLite ledger store. Cheap to clone; all clones share one writer thread.
+///
+/// Dropping the last clone (or calling [`SqliteStore::close`]) lets queued work finish, then
+/// closes the database.
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.inner.path)
+            .finish_non_exhaustive()
+    }
+}
+
+fn configure(conn: &Connection, options: &Options, writer: bool) -> Result<()> {
+    conn.busy_timeout(std::time::Duration::from_millis(u64::from(
+        options.busy_timeout_ms,
+    )))
+    .map_err(map_sqlite)?;
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .map_err(map_sqlite)?;
+    conn.pragma_update(None, "cache_size", -i64::from(options.page_cache_kib))
+        .map_err(map_sqlite)?;
+    conn.pragma_update(None, "temp_store", "MEMORY")
+        .map_err(map_sqlite)?;
+    let sync = match options.durability {
+        Durability::Full => "FULL",
+        Durability::Normal => "NORMAL",
+    };
+    conn.pragma_update(None, "synchronous", sync)
+        .map_err(map_sqlite)?;
+    if let Some(pages) = options.max_page_count {
+        let pages = i64::try_from(pages).unwrap_or(i64::MAX);
+        conn.pragma_update(None, "max_page_count", pages)
+            .map_err(map_sqlite)?;
+    }
+    if !writer {
+        conn.pragma_update(None, "query_only", "ON")
+            .map_err(map_sqlite)?;
+    }
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file at `path` and migrates it to the current
+    /// schema. Refuses files of other applications and schemas newer than this code.
+    pub fn open(path: impl AsRef<Path>, options: Options) -> Result<Self> {
+        options.validate()?;
+        let path = path.as_ref().to_path_buf();
+        let mut conn = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(map_sqlite)?;
+        let mode: String = conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+            .map_err(map_sqlite)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(Error::Storage {
+                detail: format!("cannot enable WAL (journal_mode is {mode})"),
+            });
+        }
+        configure(&conn, &options, true)?;
+        schema::migrate_to(&mut conn, schema::latest_version())?;
+
+        let mut readers = Vec::with_capacity(usize::from(options.readers));
+        for _ in 0..options.readers {
+            let reader = Connection::open_with_flags(
+                &path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .map_err(map_sqlite)?;
+            configure(&reader, &options, false)?;
+            schema::check_version(&reader)?;
+            readers.push(reader);
+        }
+        Self::start(conn, readers, Some(path), &options)
+    }
+
+    /// A private in-memory database, for tests and ephemeral use. One connection serves both
+    /// reads and writes; nothing survives the store.
+    pub fn open_in_memory(options: Options) -> Result<Self> {
+        options.validate()?;
+        let mut conn = Connection::open_in_memory().map_err(map_sqlite)?;
+        configure(&conn, &options, true)?;
+        schema::migrate_to(&mut conn, schema::latest_version())?;
+        Self::start(conn, Vec::new(), None, &options)
+    }
+
+    fn start(
+        writer_conn: Connection,
+        readers: Vec<Connection>,
+        path: Option<PathBuf>,
+        options: &Options,
+    ) -> Result<Self> {
+        let queue = usize::try_from(options.queue_depth).unwrap_or(usize::MAX);
+        let (write_tx, write_rx) = async_channel::bounded::<Job>(queue);
+        let writer = Writer::new(
+            writer_conn,
+            usize::try_from(options.cache_wallets).unwrap_or(usize::MAX),
+            usize::try_from(options.batch_max).unwrap_or(1),
+        );
+        let mut threads = vec![spawn("wallet-writer".into(), move || writer.run(write_rx))?];
+        let reads = if readers.is_empty() {
+            Reads::Writer
+        } else {
+            let (read_tx, read_rx) = async_channel::bounded::<ReadJob>(queue);
+            for (i, conn) in readers.into_iter().enumerate() {
+                let rx = read_rx.clone();
+                threads.push(spawn(format!("wallet-reader-{i}"), move || {
+                    writer::serve_reads(&conn, &rx)
+                })?);
+            }
+            Reads::Pool(read_tx)
+        };
+        Ok(SqliteStore {
+            inner: Arc::new(Inner {
+                writes: write_tx,
+                reads,
+                threads: std::sync::Mutex::new(threads),
+                path,
+            }),
+        })
+    }
+
+    /// The database file, if the store is not in memory.
+    pub fn path(&self) -> Option<&Path> {
+        self.inner.path.as_deref()
+    }
+
+    /// Runs `f` on a reader connection and returns its result.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let (tx, rx) = oneshot::channel();
+        let job: ReadJob = Box::new(move |conn| {
+            let _ = tx.send(f(conn));
+        });
+        let sent = match &self.inner.reads {
+            Reads::Pool(reads) => reads.send(job).await.is_ok(),
+            Reads::Writer => self.inner.writes.send(Job::Read(job)).await.is_ok(),
+        };
+        if !sent {
+            return Err(Error::Closed);
+        }
+        rx.await.map_err(|_| Error::Closed)?
+    }
+
+    /// Stops accepting work, lets queued work finish, and waits for the threads to exit.
+    /// Every clone of this store answers [`Error::Closed`] afterwards.
+    pub fn close(&self) {
+        self.inner.shut_down();
+    }
+}
+
+fn spawn(name: String, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(name)
+        .spawn(f)
+        .map_err(|e| Error::Storage {
+            detail: format!("cannot start thread: {e}"),
+        })
+}
+
+impl Store for SqliteStore {
+    async fn execute(&self, command: Command) -> Result<Outcome> {
+        let (tx, rx) = oneshot::channel();
+        self.inner
+            .writes
+            .send(Job::Write(command, tx))
+            .await
+            .map_err(|_| Error::Closed)?;
+        rx.await.map_err(|_| Error::Closed)?
+    }
+
+    async fn wallet(&self, id: WalletId) -> Result<Option<WalletState>> {
+        self.read(move |c| queries::wallet(c, id)).await
+    }
+
+    async fn wallets_of(&self, owner: UserId) -> Result<Vec<WalletState>> {
+        self.read(move |c| queries::wallets_of(c, owner)).await
+    }
+
+    async fn transaction(&self, id: TransactionId) -> Result<Option<Transaction>> {
+        self.read(move |c| queries::transaction(c, id)).await
+    }
+
+    async fn history(&self, filter: HistoryFilter) -> Result<HistoryPage> {
+        self.read(move |c| in_snapshot(c, |c| queries::history(c, &filter)))
+            .await
+    }
+
+    async fn verify(&self) -> Result<VerifyReport> {
+        self.read(|c| in_snapshot(c, queries::verify)).await
+    }
+
+    async fn currencies(&self) -> Result<Vec<(CurrencyCode, u8)>> {
+        self.read(queries::currencies).await
+    }
+}
+
+/// Runs `f` inside a read transaction so all its statements see one snapshot.
+fn in_snapshot<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    conn.execute_batch("BEGIN DEFERRED").map_err(map_sqlite)?;
+    let result = f(conn);
+    // A read transaction has nothing to commit; ending it releases the snapshot.
+    let end = conn.execute_batch("COMMIT").map_err(map_sqlite);
+    let value = result?;
+    end?;
+    Ok(value)
+}

@@ -1,0 +1,817 @@
+//! Every SQL statement the backend runs, and the conversions between rows and domain types.
+//!
+//! Values read back are checked on the way in: anything out of range becomes
+//! [`Error::StorageCorrupt`], never a panic.
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use wallet_core::command::Fingerprint;
+use wallet_core::currency::{Currency, CurrencyCode};
+use wallet_core::decide::{Existing, NewWallet, Posting};
+use wallet_core::history::{
+    Counterparty, HistoryCursor, HistoryFilter, HistoryLine, HistoryPage, HistoryTotals,
+};
+use wallet_core::ids::{TransactionId, TransactionRef, UserId, WalletId, WalletNumber};
+use wallet_core::money::Money;
+use wallet_core::store::WALLETS_PER_OWNER_MAX;
+use wallet_core::text::{Description, IdempotencyKey, Metadata};
+use wallet_core::transaction::{Leg, Transaction, TransactionKind, TransactionStatus};
+use wallet_core::verify::{EntryRow, LegRow, TransactionRow, Verifier, VerifyReport};
+use wallet_core::wallet::{
+    AccountKind, Head, SystemAccount, WalletKind, WalletRecord, WalletState, WalletStatus,
+};
+use wallet_core::{Error, Result, Timestamp};
+
+use crate::error::map_sqlite;
+
+fn corrupt(what: &str) -> impl Fn(Error) -> Error + '_ {
+    move |e| Error::corrupt(format!("{what}: {e}"))
+}
+
+fn currency(code: &str, exponent: i64) -> Result<Currency> {
+    let code = CurrencyCode::new(code).map_err(corrupt("currency code"))?;
+    let exponent = u8::try_from(exponent).map_err(|_| Error::corrupt("currency exponent"))?;
+    Currency::new(code, exponent).map_err(corrupt("currency"))
+}
+
+fn wallet_id(raw: i64) -> Result<WalletId> {
+    WalletId::new(raw).map_err(corrupt("wallet id"))
+}
+
+fn user_id(raw: Option<i64>) -> Result<Option<UserId>> {
+    raw.map(|r| UserId::new(r).map_err(corrupt("user id")))
+        .transpose()
+}
+
+fn txn_id(raw: i64) -> Result<TransactionId> {
+    TransactionId::new(raw).map_err(corrupt("transaction id"))
+}
+
+/// Columns of a wallet with its head (see [`WALLET_SELECT`]).
+struct WalletRow {
+    id: i64,
+    owner: Option<i64>,
+    kind: i64,
+    currency: String,
+    exponent: i64,
+    status: i64,
+    held: i64,
+    created_at: i64,
+    updated_at: i64,
+    seq: Option<i64>,
+    balance: Option<i64>,
+    debits: Option<i64>,
+    last_at: Option<i64>,
+}
+
+/// A wallet and its latest entry (its head) in one statement.
+const WALLET_SELECT: &str = "
+    SELECT w.id, w.owner_id, w.kind, w.currency, c.exponent, w.status, w.held, w.created_at,
+           w.updated_at, e.seq, e.balance_after, e.debits_after, t.created_at
+    FROM wallets w
+    JOIN currencies c ON c.code = w.currency
+    LEFT JOIN entries e
+        ON e.wallet_id = w.id AND e.seq = (SELECT max(seq) FROM entries WHERE wallet_id = w.id)
+    LEFT JOIN transactions t ON t.id = e.txn_id";
+
+fn read_wallet_row(r: &Row<'_>) -> rusqlite::Result<WalletRow> {
+    Ok(WalletRow {
+        id: r.get(0)?,
+        owner: r.get(1)?,
+        kind: r.get(2)?,
+        currency: r.get(3)?,
+        exponent: r.get(4)?,
+        status: r.get(5)?,
+        held: r.get(6)?,
+        created_at: r.get(7)?,
+        updated_at: r.get(8)?,
+        seq: r.get(9)?,
+        balance: r.get(10)?,
+        debits: r.get(11)?,
+        last_at: r.get(12)?,
+    })
+}
+
+impl WalletRow {
+    fn into_state(self) -> Result<WalletState> {
+        let record = WalletRecord {
+            id: wallet_id(self.id)?,
+            owner: user_id(self.owner)?,
+            kind: AccountKind::from_db(self.kind)?,
+            currency: currency(&self.currency, self.exponent)?,
+            status: WalletStatus::from_db(self.status)?,
+            held_minor: self.held,
+            created_at: Timestamp::from_micros(self.created_at),
+            updated_at: Timestamp::from_micros(self.updated_at),
+        };
+        match (self.seq, self.balance, self.debits, self.last_at) {
+            (None, ..) => Ok(WalletState::new_empty(record)),
+            (Some(seq), Some(balance), Some(debits), Some(last_at)) => Ok(WalletState {
+                record,
+                head: Head {
+                    seq,
+                    balance_minor: balance,
+                    debits_minor: debits,
+                    last_at: Timestamp::from_micros(last_at),
+                },
+            }),
+            _ => Err(Error::corrupt("entry without its transaction")),
+        }
+    }
+}
+
+/// A wallet or system account with its head.
+pub(crate) fn wallet(conn: &Connection, id: WalletId) -> Result<Option<WalletState>> {
+    let mut stmt = conn
+        .prepare_cached(&format!("{WALLET_SELECT} WHERE w.id = ?1"))
+        .map_err(map_sqlite)?;
+    let row = stmt
+        .query_row([id.get()], read_wallet_row)
+        .optional()
+        .map_err(map_sqlite)?;
+    row.map(WalletRow::into_state).transpose()
+}
+
+/// A user's wallets, ordered by id.
+pub(crate) fn wallets_of(conn: &Connection, owner: UserId) -> Result<Vec<WalletState>> {
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "{WALLET_SELECT} WHERE w.owner_id = ?1 ORDER BY w.id LIMIT {WALLETS_PER_OWNER_MAX}"
+        ))
+        .map_err(map_sqlite)?;
+    let rows = stmt
+        .query_map([owner.get()], read_wallet_row)
+        .map_err(map_sqlite)?;
+    rows.map(|r| r.map_err(map_sqlite).and_then(WalletRow::into_state))
+        .collect()
+}
+
+/// The id of a currency's system account of `kind`.
+pub(crate) fn system_account(
+    conn: &Connection,
+    kind: SystemAccount,
+    currency: CurrencyCode,
+) -> Result<Option<WalletId>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT id FROM wallets WHERE owner_id IS NULL AND kind = ?1 AND currency = ?2",
+        )
+        .map_err(map_sqlite)?;
+    let id: Option<i64> = stmt
+        .query_row(params![kind.to_db(), currency.as_str()], |r| r.get(0))
+        .optional()
+        .map_err(map_sqlite)?;
+    id.map(wallet_id).transpose()
+}
+
+/// The owner's wallet of this kind and currency, if any.
+pub(crate) fn slot(
+    conn: &Connection,
+    owner: UserId,
+    kind: WalletKind,
+    currency: CurrencyCode,
+) -> Result<Option<WalletId>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT id FROM wallets WHERE owner_id = ?1 AND kind = ?2 AND currency = ?3",
+        )
+        .map_err(map_sqlite)?;
+    let id: Option<i64> = stmt
+        .query_row(params![owner.get(), kind.to_db(), currency.as_str()], |r| {
+            r.get(0)
+        })
+        .optional()
+        .map_err(map_sqlite)?;
+    id.map(wallet_id).transpose()
+}
+
+/// The exponent recorded for a currency, if it is recorded.
+pub(crate) fn stored_exponent(conn: &Connection, code: CurrencyCode) -> Result<Option<u8>> {
+    let mut stmt = conn
+        .prepare_cached("SELECT exponent FROM currencies WHERE code = ?1")
+        .map_err(map_sqlite)?;
+    let e: Option<i64> = stmt
+        .query_row([code.as_str()], |r| r.get(0))
+        .optional()
+        .map_err(map_sqlite)?;
+    e.map(|e| u8::try_from(e).map_err(|_| Error::corrupt("currency exponent")))
+        .transpose()
+}
+
+/// Every recorded currency.
+pub(crate) fn currencies(conn: &Connection) -> Result<Vec<(CurrencyCode, u8)>> {
+    let mut stmt = conn
+        .prepare_cached("SELECT code, exponent FROM currencies ORDER BY code")
+        .map_err(map_sqlite)?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+        .map_err(map_sqlite)?;
+    rows.map(|r| {
+        let (code, exp) = r.map_err(map_sqlite)?;
+        let c = currency(&code, exp)?;
+        Ok((c.code(), c.exponent()))
+    })
+    .collect()
+}
+
+/// The transaction an actor created with this key, if any.
+pub(crate) fn existing(
+    conn: &Connection,
+    actor: UserId,
+    key: &IdempotencyKey,
+) -> Result<Option<Existing>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT id, fingerprint FROM transactions WHERE initiated_by = ?1 AND idempotency_key = ?2",
+        )
+        .map_err(map_sqlite)?;
+    let row: Option<(i64, Vec<u8>)> = stmt
+        .query_row(params![actor.get(), key.as_str()], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()
+        .map_err(map_sqlite)?;
+    row.map(|(id, fp)| {
+        let fingerprint =
+            <[u8; 16]>::try_from(fp.as_slice()).map_err(|_| Error::corrupt("fingerprint"))?;
+        Ok(Existing {
+            id: txn_id(id)?,
+            fingerprint: Fingerprint(fingerprint),
+        })
+    })
+    .transpose()
+}
+
+/// Records a currency and creates one of each system account for it.
+pub(crate) fn register_currency(conn: &Connection, c: Currency, at: Timestamp) -> Result<()> {
+    conn.prepare_cached("INSERT INTO currencies (code, exponent) VALUES (?1, ?2)")
+        .and_then(|mut s| s.execute(params![c.code().as_str(), c.exponent()]))
+        .map_err(map_sqlite)?;
+    let mut stmt = conn
+        .prepare_cached(
+            "INSERT INTO wallets (owner_id, kind, currency, status, held, created_at, updated_at)
+             VALUES (NULL, ?1, ?2, ?3, 0, ?4, ?4)",
+        )
+        .map_err(map_sqlite)?;
+    for kind in SystemAccount::ALL {
+        stmt.execute(params![
+            kind.to_db(),
+            c.code().as_str(),
+            WalletStatus::Active.to_db(),
+            at.as_micros()
+        ])
+        .map_err(map_sqlite)?;
+    }
+    Ok(())
+}
+
+/// Inserts a customer wallet and returns its id.
+pub(crate) fn insert_wallet(conn: &Connection, w: &NewWallet) -> Result<WalletId> {
+    let mut stmt = conn
+        .prepare_cached(
+            "INSERT INTO wallets (owner_id, kind, currency, status, held, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, 0, ?5, ?5)",
+        )
+        .map_err(map_sqlite)?;
+    stmt.execute(params![
+        w.owner.get(),
+        w.kind.to_db(),
+        w.currency.code().as_str(),
+        w.status.to_db(),
+        w.created_at.as_micros()
+    ])
+    .map_err(map_sqlite)?;
+    wallet_id(conn.last_insert_rowid())
+}
+
+/// Stores a wallet's status.
+pub(crate) fn update_status(conn: &Connection, w: &WalletRecord) -> Result<()> {
+    let mut stmt = conn
+        .prepare_cached("UPDATE wallets SET status = ?2, updated_at = ?3 WHERE id = ?1")
+        .map_err(map_sqlite)?;
+    let n = stmt
+        .execute(params![
+            w.id.get(),
+            w.status.to_db(),
+            w.updated_at.as_micros()
+        ])
+        .map_err(map_sqlite)?;
+    if n == 1 {
+        Ok(())
+    } else {
+        Err(Error::corrupt("wallet vanished"))
+    }
+}
+
+/// Inserts a transaction and its entries; returns the transaction id.
+pub(crate) fn insert_posting(conn: &Connection, p: &Posting) -> Result<TransactionId> {
+    let mut stmt = conn
+        .prepare_cached(
+            "INSERT INTO transactions (kind, status, amount, currency, description, metadata,
+                 initiated_by, idempotency_key, fingerprint, created_at, completed_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        )
+        .map_err(map_sqlite)?;
+    stmt.execute(params![
+        p.kind.to_db(),
+        p.status.to_db(),
+        p.amount_minor,
+        p.currency.code().as_str(),
+        p.description.as_ref().map(Description::as_str),
+        p.metadata.as_ref().map(Metadata::to_json),
+        p.initiated_by.get(),
+        p.idempotency_key.as_str(),
+        &p.fingerprint.0[..],
+        p.created_at.as_micros(),
+        p.completed_at.map(Timestamp::as_micros),
+    ])
+    .map_err(map_sqlite)?;
+    let id = txn_id(conn.last_insert_rowid())?;
+    let mut stmt = conn
+        .prepare_cached(
+            "INSERT INTO entries (wallet_id, seq, txn_id, amount, balance_after, debits_after)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )
+        .map_err(map_sqlite)?;
+    for leg in &p.legs {
+        stmt.execute(params![
+            leg.record.id.get(),
+            leg.head.seq,
+            id.get(),
+            leg.amount_minor,
+            leg.head.balance_minor,
+            leg.head.debits_minor
+        ])
+        .map_err(map_sqlite)?;
+    }
+    Ok(id)
+}
+
+fn optional_text<T>(
+    raw: Option<String>,
+    what: &str,
+    parse: impl Fn(String) -> Result<T>,
+) -> Result<Option<T>> {
+    raw.map(|s| parse(s).map_err(corrupt(what))).transpose()
+}
+
+/// A transaction with its legs, debits first.
+pub(crate) fn transaction(conn: &Connection, id: TransactionId) -> Result<Option<Transaction>> {
+    type TxnCols = (
+        i64,
+        i64,
+        i64,
+        String,
+        i64,
+        Option<String>,
+        Option<String>,
+        i64,
+        String,
+        i64,
+        Option<i64>,
+    );
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT t.kind, t.status, t.amount, t.currency, c.exponent, t.description, t.metadata,
+                    t.initiated_by, t.idempotency_key, t.created_at, t.completed_at
+             FROM transactions t JOIN currencies c ON c.code = t.currency WHERE t.id = ?1",
+        )
+        .map_err(map_sqlite)?;
+    let row: Option<TxnCols> = stmt
+        .query_row([id.get()], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+                r.get(7)?,
+                r.get(8)?,
+                r.get(9)?,
+                r.get(10)?,
+            ))
+        })
+        .optional()
+        .map_err(map_sqlite)?;
+    let Some((
+        kind,
+        status,
+        amount,
+        code,
+        exponent,
+        description,
+        metadata,
+        by,
+        key,
+        created,
+        completed,
+    )) = row
+    else {
+        return Ok(None);
+    };
+    let cur = currency(&code, exponent)?;
+    let mut legs_stmt = conn
+        .prepare_cached(
+            "SELECT e.wallet_id, e.seq, e.amount, e.balance_after, w.owner_id, w.kind
+             FROM entries e JOIN wallets w ON w.id = e.wallet_id
+             WHERE e.txn_id = ?1 ORDER BY e.amount, e.wallet_id",
+        )
+        .map_err(map_sqlite)?;
+    let legs = legs_stmt
+        .query_map([id.get()], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, Option<i64>>(4)?,
+                r.get::<_, i64>(5)?,
+            ))
+        })
+        .map_err(map_sqlite)?
+        .map(|r| {
+            let (wallet, seq, amount, balance, owner, kind) = r.map_err(map_sqlite)?;
+            let wallet = wallet_id(wallet)?;
+            let before = balance
+                .checked_sub(amount)
+                .ok_or_else(|| Error::corrupt("balance"))?;
+            Ok(Leg {
+                wallet,
+                wallet_number: WalletNumber::of(wallet),
+                system: match AccountKind::from_db(kind)? {
+                    AccountKind::System(s) => Some(s),
+                    AccountKind::Wallet(_) => None,
+                },
+                owner: user_id(owner)?,
+                amount: Money::from_minor(amount, cur),
+                seq,
+                balance_before: Some(Money::from_minor(before, cur)),
+                balance_after: Some(Money::from_minor(balance, cur)),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Some(Transaction {
+        id,
+        reference: TransactionRef::of(id),
+        kind: TransactionKind::from_db(kind)?,
+        status: TransactionStatus::from_db(status)?,
+        amount: Money::from_minor(amount, cur),
+        description: optional_text(description, "description", Description::new)?,
+        metadata: optional_text(metadata, "metadata", |s| Metadata::parse(&s))?,
+        initiated_by: UserId::new(by).map_err(corrupt("initiator"))?,
+        idempotency_key: IdempotencyKey::new(key).map_err(corrupt("idempotency key"))?,
+        created_at: Timestamp::from_micros(created),
+        completed_at: completed.map(Timestamp::from_micros),
+        legs,
+    }))
+}
+
+/// Creation time of the transaction of entry `seq` of `wallet`.
+fn entry_time(conn: &Connection, wallet: WalletId, seq: i64) -> Result<Timestamp> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT t.created_at FROM entries e JOIN transactions t ON t.id = e.txn_id
+             WHERE e.wallet_id = ?1 AND e.seq = ?2",
+        )
+        .map_err(map_sqlite)?;
+    let at: Option<i64> = stmt
+        .query_row(params![wallet.get(), seq], |r| r.get(0))
+        .optional()
+        .map_err(map_sqlite)?;
+    at.map(Timestamp::from_micros)
+        .ok_or_else(|| Error::corrupt(format!("entry {seq} of wallet {wallet} missing")))
+}
+
+/// The smallest `seq` in `1..=last` whose transaction was created at or after `t`
+/// (`last + 1` if none). Entries of a wallet are in time order, so this is a binary search:
+/// about 20 point lookups for a million entries, and no time index to maintain on every write.
+fn first_seq_at_or_after(
+    conn: &Connection,
+    wallet: WalletId,
+    last: i64,
+    t: Timestamp,
+) -> Result<i64> {
+    let (mut lo, mut hi) = (1i64, last + 1);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if entry_time(conn, wallet, mid)? >= t {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    Ok(lo)
+}
+
+/// Balance and running debits after entry `seq` (zero before the first entry).
+fn sums_at(conn: &Connection, wallet: WalletId, seq: i64) -> Result<(i64, i64)> {
+    if seq < 1 {
+        return Ok((0, 0));
+    }
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT balance_after, debits_after FROM entries WHERE wallet_id = ?1 AND seq = ?2",
+        )
+        .map_err(map_sqlite)?;
+    stmt.query_row(params![wallet.get(), seq], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()
+        .map_err(map_sqlite)?
+        .ok_or_else(|| Error::corrupt(format!("entry {seq} of wallet {wallet} missing")))
+}
+
+/// Bit mask of stored enum values for `WHERE (1 << column) & mask`; all bits when unfiltered.
+fn mask<T: Copy>(values: &[T], to_db: impl Fn(T) -> i64) -> i64 {
+    if values.is_empty() {
+        return -1;
+    }
+    values.iter().fold(0i64, |m, v| m | (1i64 << to_db(*v)))
+}
+
+const HISTORY_WHERE: &str = "
+    FROM entries e JOIN transactions t ON t.id = e.txn_id
+    WHERE e.wallet_id = ?1 AND e.seq >= ?2 AND e.seq < ?3
+      AND ((1 << t.kind) & ?4) <> 0 AND ((1 << t.status) & ?5) <> 0";
+
+fn to_minor_i64(total: u64) -> Result<i64> {
+    i64::try_from(total).map_err(|_| Error::AmountOverflow)
+}
+
+/// One page of a wallet's history with totals over the whole filtered range.
+pub(crate) fn history(conn: &Connection, f: &HistoryFilter) -> Result<HistoryPage> {
+    let state = wallet(conn, f.wallet)?.ok_or(Error::WalletNotFound)?;
+    let cur = state.record.currency;
+    let last = state.head.seq;
+    // The filter's time range as a range of sequence numbers [lo, hi).
+    let lo = match f.since {
+        Some(t) => first_seq_at_or_after(conn, f.wallet, last, t)?,
+        None => 1,
+    };
+    let hi = match f.until {
+        Some(t) => first_seq_at_or_after(conn, f.wallet, last, t)?,
+        None => last + 1,
+    };
+    let kinds = mask(&f.kinds, TransactionKind::to_db);
+    let statuses = mask(&f.statuses, TransactionStatus::to_db);
+
+    let totals = if hi <= lo {
+        HistoryTotals {
+            credits: Money::zero(cur),
+            debits: Money::zero(cur),
+        }
+    } else if f.is_unfiltered() {
+        // Differences of running sums: two point lookups however long the range.
+        let (b_hi, d_hi) = sums_at(conn, f.wallet, hi - 1)?;
+        let (b_lo, d_lo) = sums_at(conn, f.wallet, lo - 1)?;
+        let credits_at = |b: i64, d: i64| b.cast_unsigned().wrapping_add(d.cast_unsigned());
+        let debits = d_hi.cast_unsigned().wrapping_sub(d_lo.cast_unsigned());
+        let credits = credits_at(b_hi, d_hi).wrapping_sub(credits_at(b_lo, d_lo));
+        HistoryTotals {
+            credits: Money::from_minor(to_minor_i64(credits)?, cur),
+            debits: Money::from_minor(to_minor_i64(debits)?, cur),
+        }
+    } else {
+        let mut stmt = conn
+            .prepare_cached(&format!("SELECT e.amount {HISTORY_WHERE}"))
+            .map_err(map_sqlite)?;
+        let mut rows = stmt
+            .query(params![f.wallet.get(), lo, hi, kinds, statuses])
+            .map_err(map_sqlite)?;
+        let (mut credits, mut debits) = (0i128, 0i128);
+        while let Some(r) = rows.next().map_err(map_sqlite)? {
+            let amount: i64 = r.get(0).map_err(map_sqlite)?;
+            if amount > 0 {
+                credits += i128::from(amount);
+            } else {
+                debits -= i128::from(amount);
+            }
+        }
+        let fit = |v: i128| i64::try_from(v).map_err(|_| Error::AmountOverflow);
+        HistoryTotals {
+            credits: Money::from_minor(fit(credits)?, cur),
+            debits: Money::from_minor(fit(debits)?, cur),
+        }
+    };
+
+    let upper = f.before_seq.map_or(hi, |b| b.min(hi));
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT e.seq, e.txn_id, e.amount, e.balance_after, t.kind, t.status, t.description,
+                    t.created_at
+             {HISTORY_WHERE}
+             ORDER BY e.seq DESC LIMIT ?6"
+        ))
+        .map_err(map_sqlite)?;
+    let fetch = i64::from(f.limit) + 1;
+    let rows = stmt
+        .query_map(
+            params![f.wallet.get(), lo, upper, kinds, statuses, fetch],
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, i64>(4)?,
+                    r.get::<_, i64>(5)?,
+                    r.get::<_, Option<String>>(6)?,
+                    r.get::<_, i64>(7)?,
+                ))
+            },
+        )
+        .map_err(map_sqlite)?;
+    let mut lines = Vec::with_capacity(usize::try_from(f.limit).unwrap_or(0));
+    let mut more = false;
+    for row in rows {
+        let (seq, txn, amount, balance, kind, status, description, created) =
+            row.map_err(map_sqlite)?;
+        if lines.len() == usize::try_from(f.limit).unwrap_or(usize::MAX) {
+            more = true;
+            break;
+        }
+        let txn = txn_id(txn)?;
+        lines.push(HistoryLine {
+            transaction: txn,
+            reference: TransactionRef::of(txn),
+            kind: TransactionKind::from_db(kind)?,
+            status: TransactionStatus::from_db(status)?,
+            amount: Money::from_minor(amount, cur),
+            balance_after: Money::from_minor(balance, cur),
+            seq,
+            description: optional_text(description, "description", Description::new)?,
+            counterparty: counterparty(conn, txn, f.wallet)?,
+            created_at: Timestamp::from_micros(created),
+        });
+    }
+    let next = match lines.last() {
+        Some(l) if more => Some(HistoryCursor::new(f.wallet, l.seq)),
+        _ => None,
+    };
+    Ok(HistoryPage {
+        lines,
+        next,
+        totals,
+    })
+}
+
+/// The other side of a transaction as seen from `wallet`: a customer wallet if there is one.
+fn counterparty(
+    conn: &Connection,
+    txn: TransactionId,
+    wallet: WalletId,
+) -> Result<Option<Counterparty>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT o.wallet_id, w.kind FROM entries o JOIN wallets w ON w.id = o.wallet_id
+             WHERE o.txn_id = ?1 AND o.wallet_id <> ?2
+             ORDER BY w.owner_id IS NULL, o.wallet_id LIMIT 1",
+        )
+        .map_err(map_sqlite)?;
+    let row: Option<(i64, i64)> = stmt
+        .query_row(params![txn.get(), wallet.get()], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()
+        .map_err(map_sqlite)?;
+    row.map(|(id, kind)| {
+        Ok(match AccountKind::from_db(kind)? {
+            AccountKind::System(s) => Counterparty::System(s),
+            AccountKind::Wallet(_) => Counterparty::Wallet(WalletNumber::of(wallet_id(id)?)),
+        })
+    })
+    .transpose()
+}
+
+/// Feeds the rows at the front of `rows` whose key satisfies `take` to `emit`, in order. A row
+/// that fails to read is always taken, so its error surfaces.
+fn drain<T>(
+    rows: &mut std::iter::Peekable<impl Iterator<Item = rusqlite::Result<T>>>,
+    key: impl Fn(&T) -> i64,
+    take: impl Fn(i64) -> bool,
+    mut emit: impl FnMut(T) -> Result<()>,
+) -> Result<()> {
+    while let Some(front) = rows.peek() {
+        if let Ok(row) = front
+            && !take(key(row))
+        {
+            break;
+        }
+        match rows.next() {
+            Some(row) => emit(row.map_err(map_sqlite)?)?,
+            None => break,
+        }
+    }
+    Ok(())
+}
+
+type EntryCols = (i64, i64, i64, i64, i64);
+type LegCols = (i64, i64, String, i64);
+
+fn emit_entry(v: &mut Verifier, (wallet, seq, amount, balance, debits): EntryCols) -> Result<()> {
+    v.entry(&EntryRow {
+        wallet: wallet_id(wallet)?,
+        seq,
+        amount_minor: amount,
+        balance_after_minor: balance,
+        debits_after_minor: debits,
+    });
+    Ok(())
+}
+
+fn emit_leg(v: &mut Verifier, (txn, wallet, code, amount): LegCols) -> Result<()> {
+    v.leg(&LegRow {
+        transaction: txn_id(txn)?,
+        wallet: wallet_id(wallet)?,
+        currency: CurrencyCode::new(&code).map_err(corrupt("currency code"))?,
+        amount_minor: amount,
+    });
+    Ok(())
+}
+
+/// Runs both verification passes (see [`wallet_core::verify`]). The caller wraps this in a read
+/// transaction so both passes see one snapshot. Each pass is a merge of two ordered scans, so
+/// memory stays constant however large the ledger.
+pub(crate) fn verify(conn: &Connection) -> Result<VerifyReport> {
+    let mut v = Verifier::new();
+
+    // Pass 1: accounts in id order, merged with entries in (wallet_id, seq) order. Entries of
+    // accounts that do not exist sort between accounts and are reported as orphans.
+    let mut accounts = conn
+        .prepare(&format!("{WALLET_SELECT} ORDER BY w.id"))
+        .map_err(map_sqlite)?;
+    let mut entries = conn
+        .prepare("SELECT wallet_id, seq, amount, balance_after, debits_after FROM entries ORDER BY wallet_id, seq")
+        .map_err(map_sqlite)?;
+    let mut entry_rows = entries
+        .query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
+        .map_err(map_sqlite)?
+        .peekable();
+    let entry_key = |e: &EntryCols| e.0;
+    for account in accounts
+        .query_map([], read_wallet_row)
+        .map_err(map_sqlite)?
+    {
+        let record = account.map_err(map_sqlite)?.into_state()?.record;
+        let id = record.id.get();
+        drain(
+            &mut entry_rows,
+            entry_key,
+            |w| w < id,
+            |e| emit_entry(&mut v, e),
+        )?;
+        v.account(&record);
+        drain(
+            &mut entry_rows,
+            entry_key,
+            |w| w == id,
+            |e| emit_entry(&mut v, e),
+        )?;
+    }
+    drain(
+        &mut entry_rows,
+        entry_key,
+        |_| true,
+        |e| emit_entry(&mut v, e),
+    )?;
+
+    // Pass 2: transactions in id order, merged with entries in txn_id order (entries_by_txn).
+    let mut txns = conn
+        .prepare("SELECT id, status, amount, currency FROM transactions ORDER BY id")
+        .map_err(map_sqlite)?;
+    let mut legs = conn
+        .prepare(
+            "SELECT e.txn_id, e.wallet_id, w.currency, e.amount
+             FROM entries e JOIN wallets w ON w.id = e.wallet_id ORDER BY e.txn_id",
+        )
+        .map_err(map_sqlite)?;
+    let mut leg_rows = legs
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .map_err(map_sqlite)?
+        .peekable();
+    let leg_key = |l: &LegCols| l.0;
+    let txn_rows = txns
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, String>(3)?,
+            ))
+        })
+        .map_err(map_sqlite)?;
+    for txn in txn_rows {
+        let (id, status, amount, code) = txn.map_err(map_sqlite)?;
+        drain(&mut leg_rows, leg_key, |t| t < id, |l| emit_leg(&mut v, l))?;
+        v.transaction(&TransactionRow {
+            id: txn_id(id)?,
+            status: TransactionStatus::from_db(status)?,
+            amount_minor: amount,
+            currency: CurrencyCode::new(&code).map_err(corrupt("currency code"))?,
+        });
+        drain(&mut leg_rows, leg_key, |t| t == id, |l| emit_leg(&mut v, l))?;
+    }
+    drain(&mut leg_rows, leg_key, |_| true, |l| emit_leg(&mut v, l))?;
+    Ok(v.finish())
+}

@@ -1,0 +1,265 @@
+//! The schema and its versioned migrations.
+//!
+//! `PRAGMA user_version` holds the schema version; `PRAGMA application_id` marks the file as a
+//! wallet database so the library never migrates somebody else's file. Each migration runs in
+//! its own `BEGIN IMMEDIATE` transaction together with the version bump, so an interrupted
+//! upgrade leaves the database at the previous version, never in between.
+//!
+//! Money columns are 64-bit minor units. Enumerations are small integers (their mapping lives
+//! in `wallet-core`, `to_db`/`from_db`), timestamps are microseconds since the Unix epoch.
+
+use rusqlite::{Connection, TransactionBehavior};
+use wallet_core::{Error, Result};
+
+use crate::error::map_sqlite;
+
+/// Marks a SQLite file as a wallet database ("WLET").
+pub(crate) const APPLICATION_ID: i64 = 0x574C_4554;
+
+/// Migrations in order; migration `i` takes the schema from version `i` to `i + 1`.
+pub(crate) const MIGRATIONS: &[&str] = &[
+    // Version 1: currencies, wallets and system accounts, transactions, entries.
+    r#"
+    CREATE TABLE currencies (
+        code     TEXT PRIMARY KEY NOT NULL,
+        exponent INTEGER NOT NULL CHECK (exponent BETWEEN 0 AND 18)
+    ) STRICT, WITHOUT ROWID;
+
+    -- Customer wallets (owner set, kind < 100) and system accounts (no owner, kind >= 100).
+    -- A wallet's balance is not stored here: it is the balance_after of its latest entry.
+    CREATE TABLE wallets (
+        id         INTEGER PRIMARY KEY,
+        owner_id   INTEGER CHECK (owner_id > 0),
+        kind       INTEGER NOT NULL,
+        currency   TEXT NOT NULL REFERENCES currencies (code),
+        status     INTEGER NOT NULL,
+        held       INTEGER NOT NULL DEFAULT 0 CHECK (held >= 0),
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        CHECK ((owner_id IS NULL) = (kind >= 100))
+    ) STRICT;
+    CREATE UNIQUE INDEX wallets_by_owner ON wallets (owner_id, kind, currency)
+        WHERE owner_id IS NOT NULL;
+    CREATE UNIQUE INDEX system_accounts ON wallets (kind, currency) WHERE owner_id IS NULL;
+    CREATE INDEX wallets_by_currency ON wallets (currency);
+
+    -- The idempotency key is scoped to the user who initiated the transaction. The fingerprint
+    -- identifies the request's parameters so a replay can be told from a conflict.
+    CREATE TABLE transactions (
+        id              INTEGER PRIMARY KEY,
+        kind            INTEGER NOT NULL,
+        status          INTEGER NOT NULL,
+        amount          INTEGER NOT NULL CHECK (amount > 0),
+        currency        TEXT NOT NULL,
+        description     TEXT,
+        metadata        TEXT,
+        initiated_by    INTEGER NOT NULL CHECK (initiated_by > 0),
+        idempotency_key TEXT NOT NULL,
+        fingerprint     BLOB NOT NULL CHECK (length(fingerprint) = 16),
+        created_at      INTEGER NOT NULL,
+        completed_at    INTEGER
+    ) STRICT;
+    CREATE UNIQUE INDEX transactions_by_key ON transactions (initiated_by, idempotency_key);
+
+    -- Each account's entries form a chain numbered 1, 2, 3, ... (seq). Clustering by
+    -- (wallet_id, seq) makes a wallet's history one contiguous range and its latest entry
+    -- (its balance) one seek. debits_after is the running total of debits, so credit and
+    -- debit totals over any range are the difference of two rows.
+    CREATE TABLE entries (
+        wallet_id     INTEGER NOT NULL REFERENCES wallets (id),
+        seq           INTEGER NOT NULL CHECK (seq > 0),
+        txn_id        INTEGER NOT NULL REFERENCES transactions (id),
+        amount        INTEGER NOT NULL CHECK (amount <> 0),
+        balance_after INTEGER NOT NULL,
+        debits_after  INTEGER NOT NULL,
+        PRIMARY KEY (wallet_id, seq)
+    ) STRICT, WITHOUT ROWID;
+    CREATE INDEX entries_by_txn ON entries (txn_id);
+    "#,
+];
+
+/// The schema version this code reads and writes.
+pub(crate) fn latest_version() -> i64 {
+    // The migration list is a short constant; its length always fits in an i64.
+    i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX)
+}
+
+fn pragma_i64(conn: &Connection, name: &str) -> Result<i64> {
+    conn.pragma_query_value(None, name, |r| r.get(0))
+        .map_err(map_sqlite)
+}
+
+/// Whether the file holds anything at all (a fresh file holds nothing).
+fn is_empty(conn: &Connection) -> Result<bool> {
+    let n: i64 = conn
+        .query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))
+        .map_err(map_sqlite)?;
+    Ok(n == 0)
+}
+
+/// Checks the file is ours and brings its schema to `target` (normally the latest).
+///
+/// Refuses a file that belongs to another application, and a schema newer than this code.
+pub(crate) fn migrate_to(conn: &mut Connection, target: i64) -> Result<()> {
+    let app = pragma_i64(conn, "application_id")?;
+    let version = pragma_i64(conn, "user_version")?;
+    if app != APPLICATION_ID && !(app == 0 && version == 0 && is_empty(conn)?) {
+        return Err(Error::StorageCorrupt {
+            detail: "not a wallet database".into(),
+        });
+    }
+    if version > latest_version() || version < 0 {
+        return Err(Error::SchemaVersion {
+            found: version,
+            supported: latest_version(),
+        });
+    }
+    for (from, sql) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .skip(usize::try_from(version).unwrap_or(0))
+    {
+        let from = i64::try_from(from).unwrap_or(i64::MAX);
+        if from >= target {
+            break;
+        }
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(map_sqlite)?;
+        // Re-read inside the write lock: another process may have migrated meanwhile.
+        let current = pragma_i64(&tx, "user_version")?;
+        if current == from {
+            tx.execute_batch(sql).map_err(map_sqlite)?;
+            tx.pragma_update(None, "user_version", from + 1)
+                .map_err(map_sqlite)?;
+            tx.pragma_update(None, "application_id", APPLICATION_ID)
+                .map_err(map_sqlite)?;
+            tracing::info!(from, to = from + 1, "migrated wallet schema");
+        }
+        tx.commit().map_err(map_sqlite)?;
+    }
+    Ok(())
+}
+
+/// Checks a connection sees the schema this code expects (for read-only connections).
+pub(crate) fn check_version(conn: &Connection) -> Result<()> {
+    let version = pragma_i64(conn, "user_version")?;
+    if version != latest_version() {
+        return Err(Error::SchemaVersion {
+            found: version,
+            supported: latest_version(),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The schema as SQLite reports it, normalized for comparison.
+    fn dump(conn: &Connection) -> Vec<(String, String, String)> {
+        let mut stmt = conn
+            .prepare("SELECT type, name, sql FROM sqlite_schema WHERE sql IS NOT NULL ORDER BY type, name")
+            .unwrap();
+        stmt.query_map([], |r| {
+            let sql: String = r.get(2)?;
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                sql.split_whitespace().collect::<Vec<_>>().join(" "),
+            ))
+        })
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect()
+    }
+
+    fn fresh() -> Connection {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate_to(&mut conn, latest_version()).unwrap();
+        conn
+    }
+
+    #[test]
+    fn every_older_schema_upgrades_to_the_fresh_one() {
+        let expected = dump(&fresh());
+        assert!(!expected.is_empty());
+        for start in 0..latest_version() {
+            let mut conn = Connection::open_in_memory().unwrap();
+            migrate_to(&mut conn, start).unwrap();
+            assert_eq!(pragma_i64(&conn, "user_version").unwrap(), start);
+            migrate_to(&mut conn, latest_version()).unwrap();
+            assert_eq!(dump(&conn), expected, "upgrade from version {start}");
+            assert_eq!(pragma_i64(&conn, "user_version").unwrap(), latest_version());
+        }
+    }
+
+    #[test]
+    fn migrating_twice_changes_nothing() {
+        let mut conn = fresh();
+        let before = dump(&conn);
+        migrate_to(&mut conn, latest_version()).unwrap();
+        assert_eq!(dump(&conn), before);
+    }
+
+    #[test]
+    fn refuses_newer_schema() {
+        let conn = fresh();
+        conn.pragma_update(None, "user_version", latest_version() + 1)
+            .unwrap();
+        let mut conn = conn;
+        assert_eq!(
+            migrate_to(&mut conn, latest_version()).unwrap_err(),
+            Error::SchemaVersion {
+                found: latest_version() + 1,
+                supported: latest_version()
+            }
+        );
+        assert_eq!(check_version(&conn).unwrap_err().code(), "schema_version");
+    }
+
+    #[test]
+    fn refuses_foreign_databases() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE customers (id INTEGER PRIMARY KEY)")
+            .unwrap();
+        assert_eq!(
+            migrate_to(&mut conn, latest_version()).unwrap_err().code(),
+            "storage_corrupt"
+        );
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.pragma_update(None, "application_id", 42).unwrap();
+        assert_eq!(
+            migrate_to(&mut conn, latest_version()).unwrap_err().code(),
+            "storage_corrupt"
+        );
+    }
+
+    #[test]
+    fn every_query_column_is_indexed() {
+        // Each lookup the library makes must be served by an index (no full scans on hot paths).
+        let conn = fresh();
+        let plans = [
+            "SELECT id FROM wallets WHERE owner_id = 1 AND kind = 1 AND currency = 'USD'",
+            "SELECT id FROM wallets WHERE owner_id IS NULL AND kind = 101 AND currency = 'USD'",
+            "SELECT id FROM wallets WHERE owner_id = 1",
+            "SELECT id FROM transactions WHERE initiated_by = 1 AND idempotency_key = 'k'",
+            "SELECT seq FROM entries WHERE wallet_id = 1 ORDER BY seq DESC LIMIT 1",
+            "SELECT wallet_id FROM entries WHERE txn_id = 1",
+        ];
+        for sql in plans {
+            let plan: Vec<String> = conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .unwrap()
+                .query_map([], |r| r.get::<_, String>(3))
+                .unwrap()
+                .map(|r| r.unwrap())
+                .collect();
+            assert!(
+                plan.iter().all(|step| !step.starts_with("SCAN")),
+                "{sql}: {plan:?}"
+            );
+        }
+    }
+}
