@@ -379,3 +379,319 @@ pub enum ErrorKind {
     /// A bug or corruption (HTTP 500).
     Internal,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::currency::Currency;
+    use crate::ids::WalletId;
+    use std::collections::HashSet;
+
+    /// Every variant: its stable code, its class and its message. Codes are an API: a change
+    /// here breaks hosts and bindings.
+    #[test]
+    fn codes_and_messages() {
+        let usd = Currency::iso("USD").unwrap();
+        let eur = Currency::iso("EUR").unwrap();
+        let wallet = WalletNumber::of(WalletId::new(42).unwrap());
+        let m = |minor| Money::from_minor(minor, usd);
+        let table: Vec<(Error, &str, ErrorKind, &str)> = vec![
+            (
+                Error::AmountNotPositive,
+                "amount_not_positive",
+                ErrorKind::InvalidInput,
+                "amount must be greater than zero",
+            ),
+            (
+                Error::AmountPrecision {
+                    currency: usd.code(),
+                    max_decimals: 2,
+                },
+                "amount_precision",
+                ErrorKind::InvalidInput,
+                "USD allows at most 2 decimal places",
+            ),
+            (
+                Error::AmountBelowMinimum { minimum: m(1) },
+                "amount_below_minimum",
+                ErrorKind::InvalidInput,
+                "amount is below the minimum of 0.01 USD",
+            ),
+            (
+                Error::AmountAboveMaximum {
+                    maximum: m(100_000_000),
+                },
+                "amount_above_maximum",
+                ErrorKind::InvalidInput,
+                "amount is above the maximum of 1000000.00 USD",
+            ),
+            (
+                Error::AmountOverflow,
+                "amount_overflow",
+                ErrorKind::InvalidInput,
+                "amount is too large to be represented",
+            ),
+            (
+                Error::InvalidAmount { reason: "empty" },
+                "invalid_amount",
+                ErrorKind::InvalidInput,
+                "not a valid amount: empty",
+            ),
+            (
+                Error::UnknownCurrency { code: "XYZ".into() },
+                "unknown_currency",
+                ErrorKind::InvalidInput,
+                "unknown currency \"XYZ\"",
+            ),
+            (
+                Error::InvalidCurrency { reason: "bad" },
+                "invalid_currency",
+                ErrorKind::InvalidInput,
+                "invalid currency: bad",
+            ),
+            (
+                Error::CurrencyMismatch {
+                    expected: usd.code(),
+                    found: eur.code(),
+                },
+                "currency_mismatch",
+                ErrorKind::Rejected,
+                "currency mismatch: expected USD, found EUR",
+            ),
+            (
+                Error::CurrencyExponentMismatch {
+                    code: usd.code(),
+                    stored: 2,
+                    configured: 3,
+                },
+                "currency_exponent_mismatch",
+                ErrorKind::Internal,
+                "currency USD is stored with 2 decimal places but configured with 3",
+            ),
+            (
+                Error::InvalidDescription { reason: "empty" },
+                "invalid_description",
+                ErrorKind::InvalidInput,
+                "invalid description: empty",
+            ),
+            (
+                Error::InvalidMetadata {
+                    reason: "must be a JSON object",
+                },
+                "invalid_metadata",
+                ErrorKind::InvalidInput,
+                "invalid metadata: must be a JSON object",
+            ),
+            (
+                Error::InvalidIdempotencyKey { reason: "empty" },
+                "invalid_idempotency_key",
+                ErrorKind::InvalidInput,
+                "invalid idempotency key: empty",
+            ),
+            (
+                Error::InvalidWalletNumber,
+                "invalid_wallet_number",
+                ErrorKind::InvalidInput,
+                "invalid wallet number",
+            ),
+            (
+                Error::InvalidReference,
+                "invalid_reference",
+                ErrorKind::InvalidInput,
+                "invalid transaction reference",
+            ),
+            (
+                Error::InvalidId,
+                "invalid_id",
+                ErrorKind::InvalidInput,
+                "invalid identifier",
+            ),
+            (
+                Error::InvalidCursor,
+                "invalid_cursor",
+                ErrorKind::InvalidInput,
+                "invalid cursor",
+            ),
+            (
+                Error::InvalidQuery {
+                    reason: "the date range is empty",
+                },
+                "invalid_query",
+                ErrorKind::InvalidInput,
+                "invalid query: the date range is empty",
+            ),
+            (
+                Error::InvalidConfig { reason: "x".into() },
+                "invalid_config",
+                ErrorKind::InvalidInput,
+                "invalid configuration: x",
+            ),
+            (
+                Error::WalletNotFound,
+                "wallet_not_found",
+                ErrorKind::NotFound,
+                "wallet not found",
+            ),
+            (
+                Error::TransactionNotFound,
+                "transaction_not_found",
+                ErrorKind::NotFound,
+                "transaction not found",
+            ),
+            (
+                Error::WalletExists { existing: wallet },
+                "wallet_exists",
+                ErrorKind::Conflict,
+                "a wallet of this kind and currency already exists: WLT-000000004269",
+            ),
+            (
+                Error::WalletInactive { wallet },
+                "wallet_inactive",
+                ErrorKind::Rejected,
+                "wallet WLT-000000004269 is inactive",
+            ),
+            (
+                Error::WalletFrozen { wallet },
+                "wallet_frozen",
+                ErrorKind::Rejected,
+                "wallet WLT-000000004269 is frozen",
+            ),
+            (
+                Error::WalletBlocked { wallet },
+                "wallet_blocked",
+                ErrorKind::Rejected,
+                "wallet WLT-000000004269 is blocked",
+            ),
+            (
+                Error::WalletClosed { wallet },
+                "wallet_closed",
+                ErrorKind::Rejected,
+                "wallet WLT-000000004269 is closed",
+            ),
+            (
+                Error::InvalidStatusTransition {
+                    from: WalletStatus::Closed,
+                    to: WalletStatus::Active,
+                },
+                "invalid_status_transition",
+                ErrorKind::Rejected,
+                "cannot change wallet status from CLOSED to ACTIVE",
+            ),
+            (
+                Error::WalletNotEmpty { balance: m(1250) },
+                "wallet_not_empty",
+                ErrorKind::Rejected,
+                "wallet still holds 12.50 USD",
+            ),
+            (
+                Error::SameWallet,
+                "same_wallet",
+                ErrorKind::Rejected,
+                "cannot transfer a wallet's money to itself",
+            ),
+            (
+                Error::InsufficientFunds {
+                    available: m(500),
+                    requested: m(1000),
+                },
+                "insufficient_funds",
+                ErrorKind::Rejected,
+                "insufficient funds: 5.00 USD available, 10.00 USD requested",
+            ),
+            (
+                Error::IdempotencyConflict,
+                "idempotency_conflict",
+                ErrorKind::Conflict,
+                "idempotency key already used for a different request",
+            ),
+            (
+                Error::InvalidTransactionStatus {
+                    status: TransactionStatus::Pending,
+                },
+                "invalid_transaction_status",
+                ErrorKind::Rejected,
+                "transaction is PENDING",
+            ),
+            (
+                Error::Forbidden,
+                "forbidden",
+                ErrorKind::Forbidden,
+                "not allowed",
+            ),
+            (
+                Error::StorageFull,
+                "storage_full",
+                ErrorKind::Unavailable,
+                "storage is full",
+            ),
+            (
+                Error::StorageReadOnly,
+                "storage_read_only",
+                ErrorKind::Unavailable,
+                "storage is read-only",
+            ),
+            (
+                Error::StorageBusy,
+                "storage_busy",
+                ErrorKind::Unavailable,
+                "storage is busy",
+            ),
+            (
+                Error::StorageCorrupt { detail: "d".into() },
+                "storage_corrupt",
+                ErrorKind::Internal,
+                "storage is corrupt: d",
+            ),
+            (
+                Error::Storage {
+                    detail: "disk I/O error".into(),
+                },
+                "storage_error",
+                ErrorKind::Unavailable,
+                "storage error: disk I/O error",
+            ),
+            (
+                Error::SchemaVersion {
+                    found: 9,
+                    supported: 1,
+                },
+                "schema_version",
+                ErrorKind::Internal,
+                "database schema version 9 is not supported (this code uses 1)",
+            ),
+            (
+                Error::Closed,
+                "store_closed",
+                ErrorKind::Unavailable,
+                "store is closed",
+            ),
+            (
+                Error::Internal {
+                    detail: "bug".into(),
+                },
+                "internal",
+                ErrorKind::Internal,
+                "internal error: bug",
+            ),
+        ];
+        let mut codes = HashSet::new();
+        for (error, code, kind, message) in &table {
+            assert_eq!(error.code(), *code);
+            assert_eq!(error.kind(), *kind, "{code}");
+            assert_eq!(error.to_string(), *message, "{code}");
+            assert!(codes.insert(*code), "duplicate code {code}");
+            assert!(
+                code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+                "{code}"
+            );
+        }
+        assert!(
+            Error::StorageBusy.is_retryable()
+                && !Error::InsufficientFunds {
+                    available: m(0),
+                    requested: m(1)
+                }
+                .is_retryable()
+        );
+    }
+}

@@ -1,0 +1,114 @@
+//! The library, through its public async API: `Ledger::transfer` with an idempotency key per
+//! transfer, every rule checked, durable before each call returns.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
+use wallet_core::{
+    Actor, Config, Decimal, DepositRequest, Ledger, OpenWalletRequest, TransferRequest, UserId,
+    WalletId, WalletKind,
+};
+use wallet_sqlite::{Options, SqliteStore};
+
+use crate::{Measurement, Progress, Workload, random_key};
+
+/// A ledger with `wallets` funded wallets; returns it with the wallets' ids and owners.
+pub async fn setup(
+    path: &Path,
+    wallets: usize,
+    options: Options,
+) -> Result<(Ledger<SqliteStore>, Vec<(WalletId, Actor)>), wallet_core::Error> {
+    let store = SqliteStore::open(path, options)?;
+    let ledger = Ledger::new(store, Config::default()).await?;
+    let mut tasks = Vec::new();
+    let workers = 64usize;
+    for worker in 0..workers {
+        let ledger = ledger.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut made = Vec::new();
+            for i in (worker..wallets).step_by(workers) {
+                let owner = Actor::user(UserId::new(i as i64 + 1)?);
+                let w = ledger
+                    .open_wallet(
+                        &owner,
+                        OpenWalletRequest::new(owner.user, WalletKind::Personal, "USD"),
+                    )
+                    .await?;
+                let funding = Decimal::new(crate::FUNDING_MINOR, 2);
+                ledger
+                    .deposit(
+                        &owner,
+                        DepositRequest::new(w.id, funding, format!("fund-{i}")),
+                    )
+                    .await?;
+                made.push((i, w.id, owner));
+            }
+            Ok::<_, wallet_core::Error>(made)
+        }));
+    }
+    let mut all = Vec::with_capacity(wallets);
+    for t in tasks {
+        all.extend(t.await.map_err(|e| wallet_core::Error::Internal {
+            detail: e.to_string(),
+        })??);
+    }
+    all.sort_by_key(|(i, ..)| *i);
+    Ok((
+        ledger,
+        all.into_iter().map(|(_, id, owner)| (id, owner)).collect(),
+    ))
+}
+
+/// Runs `w.transfers` transfers split over `callers` concurrent tasks.
+pub async fn run(
+    ledger: &Ledger<SqliteStore>,
+    wallets: &[(WalletId, Actor)],
+    w: &Workload,
+    callers: usize,
+    label: &str,
+) -> Result<Measurement, wallet_core::Error> {
+    let wallets = Arc::new(wallets.to_vec());
+    let progress = Arc::new(Progress::new(label, w.transfers));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for caller in 0..callers {
+        let share = w.transfers / callers + usize::from(caller < w.transfers % callers);
+        let ledger = ledger.clone();
+        let wallets = Arc::clone(&wallets);
+        let progress = Arc::clone(&progress);
+        let w = w.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut rng = SmallRng::seed_from_u64(w.seed.wrapping_add(caller as u64));
+            let mut latencies: Vec<Duration> = Vec::with_capacity(share);
+            for _ in 0..share {
+                let (from, to, amount) = w.pick(&mut rng);
+                let (from_id, owner) = wallets[(from - 1) as usize];
+                let (to_id, _) = wallets[(to - 1) as usize];
+                let req = TransferRequest::new(
+                    from_id,
+                    to_id,
+                    Decimal::new(amount, 2),
+                    random_key(&mut rng),
+                )
+                .description("bench transfer");
+                let t0 = Instant::now();
+                ledger.transfer(&owner, req).await?;
+                latencies.push(t0.elapsed());
+                progress.add(1);
+            }
+            Ok::<_, wallet_core::Error>(latencies)
+        }));
+    }
+    let mut latencies = Vec::with_capacity(w.transfers);
+    for t in tasks {
+        latencies.extend(t.await.map_err(|e| wallet_core::Error::Internal {
+            detail: e.to_string(),
+        })??);
+    }
+    let elapsed = started.elapsed();
+    progress.finish();
+    Ok(Measurement::new(w.transfers, elapsed, latencies))
+}

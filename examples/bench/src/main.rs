@@ -1,0 +1,407 @@
+//! `wallet-bench`: the library's transfer throughput and latency, side by side with a
+//! hand-written SQL floor in the same process and the same run.
+//!
+//! ```text
+//! cargo run --release -p wallet-bench -- sqlite [--quick] [--json FILE] [--dir DIR]
+//!     [--wallets N] [--transfers N] [--scenario NAME]...
+//! ```
+//!
+//! Prints a table; with `--json` also writes one JSON object per scenario per line.
+//! `--quick` is a smoke run (well under a minute): it proves the harness works, not a speed.
+
+mod floor;
+mod library;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use rand::RngExt;
+use rand::rngs::SmallRng;
+use serde_json::json;
+
+/// Every wallet starts with 1,000,000.00 so no transfer fails for lack of funds.
+pub const FUNDING_MINOR: i64 = 100_000_000;
+
+/// What to run: how many wallets, which of them are used, how many transfers.
+#[derive(Debug, Clone)]
+pub struct Workload {
+    /// Wallets created.
+    pub wallets: usize,
+    /// Transfers only among the first `hot` wallets, if set.
+    pub hot: Option<usize>,
+    /// Transfers to run.
+    pub transfers: usize,
+    /// Seed of the random pairs and amounts.
+    pub seed: u64,
+}
+
+impl Workload {
+    /// A random pair of distinct wallets (1-based) and an amount of 0.01 to 1.00.
+    pub fn pick(&self, rng: &mut SmallRng) -> (i64, i64, i64) {
+        let n = self.hot.unwrap_or(self.wallets).min(self.wallets);
+        let from = rng.random_range(0..n);
+        let mut to = rng.random_range(0..n - 1);
+        if to >= from {
+            to += 1;
+        }
+        (from as i64 + 1, to as i64 + 1, rng.random_range(1..=100))
+    }
+}
+
+/// A random 32-hex-digit idempotency key.
+pub fn random_key(rng: &mut SmallRng) -> String {
+    format!("{:032x}", rng.random::<u128>())
+}
+
+/// Throughput and latency of one run.
+#[derive(Debug, Clone)]
+pub struct Measurement {
+    transfers: usize,
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+}
+
+impl Measurement {
+    fn new(transfers: usize, elapsed: Duration, mut latencies: Vec<Duration>) -> Self {
+        latencies.sort_unstable();
+        Measurement {
+            transfers,
+            elapsed,
+            latencies,
+        }
+    }
+
+    fn tps(&self) -> f64 {
+        self.transfers as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn percentile_ms(&self, p: f64) -> f64 {
+        if self.latencies.is_empty() {
+            return 0.0;
+        }
+        let i = ((self.latencies.len() as f64 - 1.0) * p).round() as usize;
+        self.latencies[i.min(self.latencies.len() - 1)].as_secs_f64() * 1000.0
+    }
+}
+
+/// A progress line on stderr, at most every two seconds.
+pub struct Progress {
+    label: String,
+    total: usize,
+    done: AtomicUsize,
+    started: Instant,
+    last_ms: AtomicU64,
+}
+
+impl Progress {
+    fn new(label: &str, total: usize) -> Self {
+        Progress {
+            label: label.to_owned(),
+            total,
+            done: AtomicUsize::new(0),
+            started: Instant::now(),
+            last_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn add(&self, n: usize) {
+        let done = self.done.fetch_add(n, Ordering::Relaxed) + n;
+        self.maybe_print(done);
+    }
+
+    fn set(&self, done: usize) {
+        self.done.store(done, Ordering::Relaxed);
+        self.maybe_print(done);
+    }
+
+    fn maybe_print(&self, done: usize) {
+        let now = self.started.elapsed().as_millis() as u64;
+        let last = self.last_ms.load(Ordering::Relaxed);
+        if now >= last + 2000
+            && self
+                .last_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            let rate = done as f64 / self.started.elapsed().as_secs_f64();
+            eprintln!(
+                "  {}: {done}/{} transfers, {rate:.0}/s",
+                self.label, self.total
+            );
+        }
+    }
+
+    fn finish(&self) {}
+}
+
+/// Bytes the database uses now (pages in use times page size, WAL included).
+fn used_bytes(path: &Path) -> rusqlite::Result<i64> {
+    let conn =
+        rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+    let free: i64 = conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
+    let size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+    Ok((pages - free) * size)
+}
+
+/// Resident memory of this process, MiB.
+fn rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|kb| kb.parse::<f64>().ok())
+            })
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+struct Args {
+    backend: String,
+    quick: bool,
+    json: Option<PathBuf>,
+    dir: PathBuf,
+    wallets: Option<usize>,
+    transfers: Option<usize>,
+    scenarios: Vec<String>,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = std::env::args().skip(1);
+    let mut parsed = Args {
+        backend: String::new(),
+        quick: false,
+        json: None,
+        dir: PathBuf::from("target/bench"),
+        wallets: None,
+        transfers: None,
+        scenarios: Vec::new(),
+    };
+    while let Some(a) = args.next() {
+        let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
+        match a.as_str() {
+            "--quick" => parsed.quick = true,
+            "--json" => parsed.json = Some(PathBuf::from(value("--json")?)),
+            "--dir" => parsed.dir = PathBuf::from(value("--dir")?),
+            "--wallets" => {
+                parsed.wallets = Some(
+                    value("--wallets")?
+                        .parse()
+                        .map_err(|e| format!("--wallets: {e}"))?,
+                )
+            }
+            "--transfers" => {
+                parsed.transfers = Some(
+                    value("--transfers")?
+                        .parse()
+                        .map_err(|e| format!("--transfers: {e}"))?,
+                )
+            }
+            "--scenario" => parsed.scenarios.push(value("--scenario")?),
+            "-h" | "--help" => return Err(String::new()),
+            other if other.starts_with('-') => return Err(format!("unknown option {other}")),
+            other if parsed.backend.is_empty() => parsed.backend = other.to_owned(),
+            other => return Err(format!("unexpected argument {other}")),
+        }
+    }
+    if parsed.backend != "sqlite" {
+        return Err(format!("backend must be sqlite (got {:?})", parsed.backend));
+    }
+    Ok(parsed)
+}
+
+/// One scenario: the library with `callers` concurrent callers against a floor.
+struct Scenario {
+    name: &'static str,
+    workload: Workload,
+    callers: usize,
+    /// Transfers per COMMIT of the floor it is compared with.
+    floor_per_commit: usize,
+}
+
+fn fresh(dir: &Path, name: &str) -> PathBuf {
+    let path = dir.join(format!("{name}.db"));
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = path.clone().into_os_string();
+        p.push(suffix);
+        let _ = std::fs::remove_file(p);
+    }
+    path
+}
+
+async fn run_scenario(
+    dir: &Path,
+    s: &Scenario,
+) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
+    let w = &s.workload;
+    eprintln!(
+        "{}: {} wallets{}, {} transfers, {} caller(s)",
+        s.name,
+        w.wallets,
+        w.hot.map(|h| format!(" (hot set {h})")).unwrap_or_default(),
+        w.transfers,
+        s.callers
+    );
+    // The library.
+    let path = fresh(dir, &format!("{}-library", s.name));
+    let (ledger, wallets) =
+        library::setup(&path, w.wallets, wallet_sqlite::Options::default()).await?;
+    let before = used_bytes(&path)?;
+    let lib = library::run(&ledger, &wallets, w, s.callers, "library").await?;
+    let lib_bytes = (used_bytes(&path)? - before) as f64 / w.transfers as f64;
+    let rss = rss_mb();
+    let admin = wallet_core::Actor::new(
+        wallet_core::UserId::new(i64::MAX)?,
+        wallet_core::Role::Admin,
+    );
+    let report = ledger.verify(&admin).await?;
+    if !report.is_ok() {
+        return Err(format!("verify failed after {}: {report:?}", s.name).into());
+    }
+    drop(ledger);
+
+    // The floor, on the same data shape.
+    let floor_path = fresh(dir, &format!("{}-floor", s.name));
+    let mut conn = floor::setup(&floor_path, w.wallets)?;
+    let floor_before = used_bytes(&floor_path)?;
+    let floor_label = format!("floor ({} per commit)", s.floor_per_commit);
+    let fl = floor::run(&mut conn, w, s.floor_per_commit, &floor_label)?;
+    let floor_bytes = (used_bytes(&floor_path)? - floor_before) as f64 / w.transfers as f64;
+    drop(conn);
+
+    Ok(json!({
+        "backend": "sqlite",
+        "scenario": s.name,
+        "wallets": w.wallets,
+        "hot_set": w.hot,
+        "callers": s.callers,
+        "transfers": w.transfers,
+        "library_tps": lib.tps().round(),
+        "floor_tps": fl.tps().round(),
+        "floor_per_commit": s.floor_per_commit,
+        "ratio": (lib.tps() / fl.tps() * 100.0).round() / 100.0,
+        "p50_ms": (lib.percentile_ms(0.50) * 1000.0).round() / 1000.0,
+        "p99_ms": (lib.percentile_ms(0.99) * 1000.0).round() / 1000.0,
+        "floor_p50_ms": (fl.percentile_ms(0.50) * 1000.0).round() / 1000.0,
+        "floor_p99_ms": (fl.percentile_ms(0.99) * 1000.0).round() / 1000.0,
+        "bytes_per_transfer": lib_bytes.round(),
+        "floor_bytes_per_transfer": floor_bytes.round(),
+        "rss_mb": rss.round(),
+    }))
+}
+
+fn print_table(rows: &[serde_json::Value]) {
+    println!(
+        "\n{:<22} {:>8} {:>7} {:>9} {:>11} {:>11} {:>6} {:>8} {:>8} {:>7} {:>7}",
+        "scenario",
+        "wallets",
+        "callers",
+        "transfers",
+        "library/s",
+        "floor/s",
+        "ratio",
+        "p50 ms",
+        "p99 ms",
+        "B/xfer",
+        "RSS MB"
+    );
+    let v = |r: &serde_json::Value, k: &str| match &r[k] {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    for r in rows {
+        println!(
+            "{:<22} {:>8} {:>7} {:>9} {:>11} {:>11} {:>6} {:>8} {:>8} {:>7} {:>7}",
+            v(r, "scenario"),
+            v(r, "wallets"),
+            v(r, "callers"),
+            v(r, "transfers"),
+            v(r, "library_tps"),
+            format!("{} ({})", v(r, "floor_tps"), v(r, "floor_per_commit")),
+            v(r, "ratio"),
+            v(r, "p50_ms"),
+            v(r, "p99_ms"),
+            v(r, "bytes_per_transfer"),
+            v(r, "rss_mb"),
+        );
+    }
+    println!("floor/s: hand-written SQL in the same run (transfers per COMMIT in parentheses)");
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!(
+                "{e}\nusage: wallet-bench sqlite [--quick] [--json FILE] [--dir DIR] [--wallets N] [--transfers N] [--scenario NAME]..."
+            );
+            std::process::exit(2);
+        }
+    };
+    std::fs::create_dir_all(&args.dir)?;
+    let wallets = args
+        .wallets
+        .unwrap_or(if args.quick { 1_000 } else { 10_000 });
+    let many = args
+        .transfers
+        .unwrap_or(if args.quick { 4_000 } else { 200_000 });
+    let one = (many / 10).max(1);
+    let seed = 42;
+    let all = [
+        Scenario {
+            name: "sequential",
+            workload: Workload {
+                wallets,
+                hot: None,
+                transfers: one,
+                seed,
+            },
+            callers: 1,
+            floor_per_commit: 1,
+        },
+        Scenario {
+            name: "concurrent-64",
+            workload: Workload {
+                wallets,
+                hot: None,
+                transfers: many,
+                seed,
+            },
+            callers: 64,
+            floor_per_commit: 1000,
+        },
+        Scenario {
+            name: "hot-10-concurrent-64",
+            workload: Workload {
+                wallets,
+                hot: Some(10),
+                transfers: many,
+                seed,
+            },
+            callers: 64,
+            floor_per_commit: 1000,
+        },
+    ];
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let mut rows = Vec::new();
+    for s in all
+        .iter()
+        .filter(|s| args.scenarios.is_empty() || args.scenarios.iter().any(|n| n == s.name))
+    {
+        rows.push(runtime.block_on(run_scenario(&args.dir, s))?);
+    }
+    print_table(&rows);
+    if let Some(path) = &args.json {
+        let mut f = std::fs::File::create(path)?;
+        for r in &rows {
+            writeln!(f, "{r}")?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,186 @@
+//! Many tasks, one file: money is conserved and every acknowledged transfer exists exactly once.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use rand::rngs::SmallRng;
+use rand::{RngExt, SeedableRng};
+use wallet_core::testkit::d;
+use wallet_core::{
+    Actor, Config, DepositRequest, Ledger, OpenWalletRequest, TransactionRef, TransferRequest,
+    UserId, WalletKind,
+};
+use wallet_sqlite::{Options, SqliteStore};
+
+const WALLETS: usize = 100;
+const TASKS: usize = 32;
+const TRANSFERS_PER_TASK: usize = 250;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_transfers_on_a_file_conserve_money() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wallet.db");
+    let store = SqliteStore::open(&path, Options::default()).unwrap();
+    let ledger = Arc::new(Ledger::new(store, Config::default()).await.unwrap());
+
+    let mut owners = Vec::new();
+    let mut wallets = Vec::new();
+    for i in 0..WALLETS {
+        let who = Actor::user(UserId::new(i64::try_from(i).unwrap() + 1).unwrap());
+        let w = ledger
+            .open_wallet(
+                &who,
+                OpenWalletRequest::new(who.user, WalletKind::Personal, "USD"),
+            )
+            .await
+            .unwrap();
+        ledger
+            .deposit(
+                &who,
+                DepositRequest::new(w.id, d("100.00"), format!("fund-{i}")),
+            )
+            .await
+            .unwrap();
+        owners.push(who);
+        wallets.push(w.id);
+    }
+
+    let mut tasks = Vec::new();
+    for t in 0..TASKS {
+        let ledger = Arc::clone(&ledger);
+        let owners = owners.clone();
+        let wallets = wallets.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut rng = SmallRng::seed_from_u64(t as u64);
+            let mut acked: Vec<(TransactionRef, String)> = Vec::new();
+            for i in 0..TRANSFERS_PER_TASK {
+                let from = rng.random_range(0..WALLETS);
+                let mut to = rng.random_range(0..WALLETS - 1);
+                if to >= from {
+                    to += 1;
+                }
+                let cents = rng.random_range(1..=5_000i64);
+                let key = format!("t{t}-{i}");
+                let req = TransferRequest::new(
+                    wallets[from],
+                    wallets[to],
+                    wallet_core::Decimal::new(cents, 2),
+                    key.clone(),
+                );
+                match ledger.transfer(&owners[from], req).await {
+                    Ok(r) => {
+                        assert!(!r.replayed);
+                        acked.push((r.transaction.reference, key));
+                    }
+                    Err(e) => assert_eq!(e.code(), "insufficient_funds", "{e:?}"),
+                }
+            }
+            acked
+        }));
+    }
+    let mut acked = Vec::new();
+    for t in tasks {
+        acked.extend(t.await.unwrap());
+    }
+    assert!(
+        acked.len() > TASKS * TRANSFERS_PER_TASK / 2,
+        "most transfers succeed: {}",
+        acked.len()
+    );
+
+    // Reopen the file from scratch: what was acknowledged is what is there.
+    let admin = Actor::new(UserId::new(9_999).unwrap(), wallet_core::Role::Admin);
+    drop(ledger);
+    let store = SqliteStore::open(&path, Options::default()).unwrap();
+    let ledger = Ledger::new(store, Config::default()).await.unwrap();
+
+    let report = ledger.verify(&admin).await.unwrap();
+    assert!(report.is_ok(), "{report:#?}");
+    let usd = wallet_core::Currency::iso("USD").unwrap().code();
+    assert_eq!(
+        report.customer_balances[&usd],
+        100 * 100 * WALLETS as i128,
+        "money conserved"
+    );
+    assert_eq!(
+        usize::try_from(report.transactions).unwrap(),
+        WALLETS + acked.len(),
+        "exactly the funding top-ups and the acknowledged transfers"
+    );
+    let mut seen = HashSet::new();
+    for (reference, key) in &acked {
+        assert!(seen.insert(*reference), "reference acknowledged twice");
+        let t = ledger.transaction(&admin, *reference).await.unwrap();
+        assert_eq!(t.idempotency_key.as_str(), key);
+    }
+    for id in &wallets {
+        let w = ledger.wallet(&admin, *id).await.unwrap();
+        assert!(w.balance.minor() >= 0);
+    }
+}
+
+/// Two stores on one file stand for two processes: each writer must notice the other's commits
+/// (SQLite's data_version) instead of deciding on a stale cached balance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_writers_on_one_file_never_double_spend() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wallet.db");
+    let a = Ledger::new(
+        SqliteStore::open(&path, Options::default()).unwrap(),
+        Config::default(),
+    )
+    .await
+    .unwrap();
+    let b = Ledger::new(
+        SqliteStore::open(&path, Options::default()).unwrap(),
+        Config::default(),
+    )
+    .await
+    .unwrap();
+    let alice = Actor::user(UserId::new(1).unwrap());
+    let bob = Actor::user(UserId::new(2).unwrap());
+    let open = |who: Actor| OpenWalletRequest::new(who.user, WalletKind::Personal, "USD");
+    let wa = a.open_wallet(&alice, open(alice)).await.unwrap();
+    let wb = a.open_wallet(&bob, open(bob)).await.unwrap();
+    a.deposit(&alice, DepositRequest::new(wa.id, d("100"), "fund"))
+        .await
+        .unwrap();
+    // Writer B caches Alice's wallet with 100.
+    b.transfer(&alice, TransferRequest::new(wa.id, wb.id, d("1"), "b-1"))
+        .await
+        .unwrap();
+    // Writer A spends the rest behind B's back.
+    a.transfer(&alice, TransferRequest::new(wa.id, wb.id, d("99"), "a-1"))
+        .await
+        .unwrap();
+    // B must see the new balance (zero), not its cached 99.
+    let err = b
+        .transfer(&alice, TransferRequest::new(wa.id, wb.id, d("50"), "b-2"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "insufficient_funds");
+    // And an idempotency key used through A is known to B.
+    let replay = b
+        .transfer(&alice, TransferRequest::new(wa.id, wb.id, d("99"), "a-1"))
+        .await
+        .unwrap();
+    assert!(replay.replayed);
+    // Both keep posting correctly after interleaving.
+    b.transfer(&bob, TransferRequest::new(wb.id, wa.id, d("10"), "b-3"))
+        .await
+        .unwrap();
+    a.transfer(&alice, TransferRequest::new(wa.id, wb.id, d("10"), "a-2"))
+        .await
+        .unwrap();
+    let admin = Actor::new(UserId::new(9).unwrap(), wallet_core::Role::Admin);
+    assert_eq!(
+        a.wallet(&admin, wa.id).await.unwrap().balance.amount(),
+        d("0")
+    );
+    assert_eq!(
+        b.wallet(&admin, wb.id).await.unwrap().balance.amount(),
+        d("100")
+    );
+    assert!(b.verify(&admin).await.unwrap().is_ok());
+}
