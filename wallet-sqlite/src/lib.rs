@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+mod checkpoint;
 mod error;
 mod queries;
 mod schema;
@@ -23,7 +24,7 @@ use wallet_core::wallet::WalletState;
 use wallet_core::{Error, Result};
 
 use crate::error::map_sqlite;
-use crate::writer::{Job, ReadJob, Writer};
+use crate::writer::{Counters, Job, ReadJob, Writer};
 
 /// Most reader connections a store may have.
 pub const READERS_MAX: u8 = 32;
@@ -31,6 +32,10 @@ pub const READERS_MAX: u8 = 32;
 pub const QUEUE_DEPTH_MAX: u32 = 1 << 20;
 /// Most commands one group commit may hold.
 pub const BATCH_MAX: u32 = 65_536;
+/// Largest write-ahead log a store lets build up before checkpointing: 4 GiB.
+pub const CHECKPOINT_BYTES_MAX: u64 = 4 << 30;
+/// Smallest checkpoint interval: 1 MiB.
+pub const CHECKPOINT_BYTES_MIN: u64 = 1 << 20;
 
 /// When a commit counts as done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -61,8 +66,18 @@ pub struct Options {
     pub busy_timeout_ms: u32,
     /// Page cache per connection, in KiB.
     pub page_cache_kib: u32,
-    /// Limit the database to this many pages (4 KiB each), for quotas and fault tests.
-    pub max_page_count: Option<u64>,
+    /// Refuse to grow the database file beyond about this many bytes (quotas, fault tests):
+    /// writes past it fail with [`Error::StorageFull`] and store nothing.
+    pub max_bytes: Option<u64>,
+    /// Start copying the write-ahead log back into the database once it holds this many bytes.
+    /// Checkpoints run on a background thread; a larger interval means fewer, cheaper pauses of
+    /// the writer, and bounds the log's disk use to about this size (default 64 MiB).
+    pub checkpoint_bytes: u64,
+    /// Page size of a new database file in bytes (512 to 65536, a power of two; default 1024).
+    /// Every transfer inserts into a few B-tree pages at random places, and each such page is
+    /// written whole at commit, so small pages write and fsync far less per transfer (see
+    /// `docs/adr/0002-sqlite-writer.md`). Ignored for existing files, whose page size is fixed.
+    pub page_size: u32,
 }
 
 impl Default for Options {
@@ -75,7 +90,9 @@ impl Default for Options {
             cache_wallets: 65_536,
             busy_timeout_ms: 5000,
             page_cache_kib: 16 * 1024,
-            max_page_count: None,
+            max_bytes: None,
+            checkpoint_bytes: 64 << 20,
+            page_size: 1024,
         }
     }
 }
@@ -96,8 +113,29 @@ impl Options {
         if self.batch_max == 0 || self.batch_max > BATCH_MAX {
             return bad("batch_max must be between 1 and 65536");
         }
+        if !self.page_size.is_power_of_two() || !(512..=65_536).contains(&self.page_size) {
+            return bad("page_size must be a power of two between 512 and 65536");
+        }
+        if !(CHECKPOINT_BYTES_MIN..=CHECKPOINT_BYTES_MAX).contains(&self.checkpoint_bytes) {
+            return bad("checkpoint_bytes must be between 1 MiB and 4 GiB");
+        }
         Ok(())
     }
+}
+
+/// What the writer thread has done since the store opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriterStats {
+    /// Group commits attempted.
+    pub batches: u64,
+    /// Commands applied.
+    pub commands: u64,
+    /// Group commits that reached the disk.
+    pub commits: u64,
+    /// Commands waiting in the queue now.
+    pub queued: u64,
+    /// When the last group commit reached the disk.
+    pub last_commit: Option<wallet_core::Timestamp>,
 }
 
 /// Where reads run: a pool of reader connections, or (in memory) the writer's connection.
@@ -108,6 +146,7 @@ enum Reads {
 
 struct Inner {
     writes: async_channel::Sender<Job>,
+    counters: Arc<Counters>,
     reads: Reads,
     threads: std::sync::Mutex<Vec<JoinHandle<()>>>,
     path: Option<PathBuf>,
@@ -154,7 +193,15 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
-fn configure(conn: &Connection, options: &Options, writer: bool) -> Result<()> {
+/// What a connection is for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Writer,
+    Reader,
+    Checkpointer,
+}
+
+fn configure(conn: &Connection, options: &Options, role: Role) -> Result<()> {
     conn.busy_timeout(std::time::Duration::from_millis(u64::from(
         options.busy_timeout_ms,
     )))
@@ -171,14 +218,39 @@ fn configure(conn: &Connection, options: &Options, writer: bool) -> Result<()> {
     };
     conn.pragma_update(None, "synchronous", sync)
         .map_err(map_sqlite)?;
-    if let Some(pages) = options.max_page_count {
-        let pages = i64::try_from(pages).unwrap_or(i64::MAX);
-        conn.pragma_update(None, "max_page_count", pages)
+    if let Some(bytes) = options.max_bytes {
+        let page_size: i64 = conn
+            .pragma_query_value(None, "page_size", |r| r.get(0))
+            .map_err(map_sqlite)?;
+        let pages = i64::try_from(bytes).unwrap_or(i64::MAX) / page_size.max(1);
+        // The pragma answers with the limit in force, so read it rather than `pragma_update`.
+        let _: i64 = conn
+            .query_row(
+                &format!("PRAGMA max_page_count = {}", pages.max(1)),
+                [],
+                |r| r.get(0),
+            )
             .map_err(map_sqlite)?;
     }
-    if !writer {
-        conn.pragma_update(None, "query_only", "ON")
-            .map_err(map_sqlite)?;
+    match role {
+        Role::Writer => {
+            // Checkpoints run on their own thread (see `checkpoint`), never inside a COMMIT.
+            // These pragmas answer with a row, so read it rather than `pragma_update`.
+            let _: i64 = conn
+                .query_row("PRAGMA wal_autocheckpoint = 0", [], |r| r.get(0))
+                .map_err(map_sqlite)?;
+            // When the log is rewound, truncate its file back to about one interval's size.
+            let limit = i64::try_from(options.checkpoint_bytes).unwrap_or(i64::MAX);
+            let _: i64 = conn
+                .query_row(&format!("PRAGMA journal_size_limit = {limit}"), [], |r| {
+                    r.get(0)
+                })
+                .map_err(map_sqlite)?;
+        }
+        Role::Reader => conn
+            .pragma_update(None, "query_only", "ON")
+            .map_err(map_sqlite)?,
+        Role::Checkpointer => {}
     }
     conn.set_prepared_statement_cache_capacity(64);
     Ok(())
@@ -197,6 +269,9 @@ impl SqliteStore {
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(map_sqlite)?;
+        // Takes effect only while the file is still empty, before WAL mode is set.
+        conn.pragma_update(None, "page_size", i64::from(options.page_size))
+            .map_err(map_sqlite)?;
         let mode: String = conn
             .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
             .map_err(map_sqlite)?;
@@ -205,7 +280,7 @@ impl SqliteStore {
                 detail: format!("cannot enable WAL (journal_mode is {mode})"),
             });
         }
-        configure(&conn, &options, true)?;
+        configure(&conn, &options, Role::Writer)?;
         schema::migrate_to(&mut conn, schema::latest_version())?;
 
         let mut readers = Vec::with_capacity(usize::from(options.readers));
@@ -215,11 +290,17 @@ impl SqliteStore {
                 OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
             )
             .map_err(map_sqlite)?;
-            configure(&reader, &options, false)?;
+            configure(&reader, &options, Role::Reader)?;
             schema::check_version(&reader)?;
             readers.push(reader);
         }
-        Self::start(conn, readers, Some(path), &options)
+        let checkpointer = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(map_sqlite)?;
+        configure(&checkpointer, &options, Role::Checkpointer)?;
+        Self::start(conn, readers, Some((path, checkpointer)), &options)
     }
 
     /// A private in-memory database, for tests and ephemeral use. One connection serves both
@@ -227,25 +308,64 @@ impl SqliteStore {
     pub fn open_in_memory(options: Options) -> Result<Self> {
         options.validate()?;
         let mut conn = Connection::open_in_memory().map_err(map_sqlite)?;
-        configure(&conn, &options, true)?;
+        configure(&conn, &options, Role::Writer)?;
         schema::migrate_to(&mut conn, schema::latest_version())?;
         Self::start(conn, Vec::new(), None, &options)
     }
 
+    /// Starts the threads. `file` is the path and the checkpointer's connection (none in memory).
     fn start(
-        writer_conn: Connection,
+        mut writer_conn: Connection,
         readers: Vec<Connection>,
-        path: Option<PathBuf>,
+        file: Option<(PathBuf, Connection)>,
         options: &Options,
     ) -> Result<Self> {
         let queue = usize::try_from(options.queue_depth).unwrap_or(usize::MAX);
         let (write_tx, write_rx) = async_channel::bounded::<Job>(queue);
+        let counters = Arc::new(Counters::default());
+        let mut threads = Vec::new();
+        let (path, policy) = match file {
+            None => (None, None),
+            Some((path, checkpointer)) => {
+                let state = Arc::new(checkpoint::WalState::default());
+                let frames = Arc::clone(&state);
+                writer_conn
+                    .wal_hook(Some(
+                        move |_: &mut rusqlite::hooks::Wal, pages: std::ffi::c_int| {
+                            frames
+                                .frames
+                                .store(i64::from(pages), std::sync::atomic::Ordering::Relaxed);
+                            Ok(())
+                        },
+                    ))
+                    .map_err(map_sqlite)?;
+                let (wake_tx, wake_rx) = async_channel::bounded::<()>(1);
+                let shared = Arc::clone(&state);
+                threads.push(spawn("wallet-checkpointer".into(), move || {
+                    checkpoint::run(checkpointer, wake_rx, shared)
+                })?);
+                let page_size: i64 = writer_conn
+                    .pragma_query_value(None, "page_size", |r| r.get(0))
+                    .map_err(map_sqlite)?;
+                let interval =
+                    i64::try_from(options.checkpoint_bytes).unwrap_or(i64::MAX) / page_size.max(1);
+                let policy = checkpoint::Policy::new(interval, state, wake_tx);
+                (Some(path), Some(policy))
+            }
+        };
         let writer = Writer::new(
             writer_conn,
             usize::try_from(options.cache_wallets).unwrap_or(usize::MAX),
             usize::try_from(options.batch_max).unwrap_or(1),
+            Arc::clone(&counters),
+            policy,
         );
-        let mut threads = vec![spawn("wallet-writer".into(), move || writer.run(write_rx))?];
+        // The writer goes first: shutting down joins threads in order, and the checkpointer
+        // only stops once the writer (holding its wake-up channel) is gone.
+        threads.insert(
+            0,
+            spawn("wallet-writer".into(), move || writer.run(write_rx))?,
+        );
         let reads = if readers.is_empty() {
             Reads::Writer
         } else {
@@ -261,11 +381,27 @@ impl SqliteStore {
         Ok(SqliteStore {
             inner: Arc::new(Inner {
                 writes: write_tx,
+                counters,
                 reads,
                 threads: std::sync::Mutex::new(threads),
                 path,
             }),
         })
+    }
+
+    /// What the writer has done so far.
+    pub fn writer_stats(&self) -> WriterStats {
+        let c = &self.inner.counters;
+        let last = c
+            .last_commit_micros
+            .load(std::sync::atomic::Ordering::Relaxed);
+        WriterStats {
+            batches: c.batches.load(std::sync::atomic::Ordering::Relaxed),
+            commands: c.commands.load(std::sync::atomic::Ordering::Relaxed),
+            commits: c.commits.load(std::sync::atomic::Ordering::Relaxed),
+            queued: u64::try_from(self.inner.writes.len()).unwrap_or(u64::MAX),
+            last_commit: (last != 0).then(|| wallet_core::Timestamp::from_micros(last)),
+        }
     }
 
     /// The database file, if the store is not in memory.

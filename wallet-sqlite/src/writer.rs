@@ -13,6 +13,8 @@
 
 use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use rusqlite::Connection;
 use tokio::sync::oneshot;
@@ -23,8 +25,9 @@ use wallet_core::ids::WalletId;
 use wallet_core::store::Outcome;
 use wallet_core::transaction::Receipt;
 use wallet_core::wallet::{SystemAccount, WalletState};
-use wallet_core::{Error, Result};
+use wallet_core::{Clock, Error, Result};
 
+use crate::checkpoint;
 use crate::error::map_sqlite;
 use crate::queries;
 
@@ -84,11 +87,17 @@ impl Cache {
     }
 }
 
-/// Writer statistics, for health reporting.
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct WriterStats {
-    pub(crate) batches: u64,
-    pub(crate) commands: u64,
+/// Counters the writer keeps for health reports and benchmarks, shared with the store.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    /// Group commits attempted.
+    pub(crate) batches: AtomicU64,
+    /// Commands applied (committed or not).
+    pub(crate) commands: AtomicU64,
+    /// Batches that committed.
+    pub(crate) commits: AtomicU64,
+    /// When the last batch committed, microseconds since the Unix epoch (0: never).
+    pub(crate) last_commit_micros: AtomicI64,
 }
 
 pub(crate) struct Writer {
@@ -96,14 +105,21 @@ pub(crate) struct Writer {
     cache: Cache,
     data_version: i64,
     batch_max: usize,
-    stats: WriterStats,
+    counters: Arc<Counters>,
+    checkpoints: Option<checkpoint::Policy>,
 }
 
 /// Result of applying one command: its outcome and the wallet states it changed.
 type Applied = (Outcome, Vec<WalletState>);
 
 impl Writer {
-    pub(crate) fn new(conn: Connection, cache_capacity: usize, batch_max: usize) -> Self {
+    pub(crate) fn new(
+        conn: Connection,
+        cache_capacity: usize,
+        batch_max: usize,
+        counters: Arc<Counters>,
+        checkpoints: Option<checkpoint::Policy>,
+    ) -> Self {
         Writer {
             conn,
             cache: Cache {
@@ -113,144 +129,190 @@ impl Writer {
             },
             data_version: -1,
             batch_max: batch_max.max(1),
-            stats: WriterStats::default(),
+            counters,
+            checkpoints,
         }
     }
 
     /// Serves jobs until the queue is closed and drained.
     pub(crate) fn run(mut self, jobs: async_channel::Receiver<Job>) {
-        let mut writes = Vec::with_capacity(self.batch_max);
         let mut reads = Vec::new();
-        while let Ok(first) = jobs.recv_blocking() {
-            let mut next = Some(first);
-            while let Some(job) = next.take() {
-                match job {
-                    Job::Write(command, reply) => writes.push(WriteJob { command, reply }),
-                    Job::Read(read) => reads.push(read),
+        while let Ok(job) = jobs.recv_blocking() {
+            match job {
+                Job::Read(read) => run_read(&self.conn, read),
+                Job::Write(command, reply) => {
+                    self.group_commit(WriteJob { command, reply }, &jobs, &mut reads);
+                    // Reads that arrived during the batch see it committed.
+                    for read in reads.drain(..) {
+                        run_read(&self.conn, read);
+                    }
                 }
-                if writes.len() < self.batch_max {
-                    next = jobs.try_recv().ok();
-                }
-            }
-            if !writes.is_empty() {
-                self.commit_batch(&mut writes);
-            }
-            for read in reads.drain(..) {
-                run_read(&self.conn, read);
             }
         }
         tracing::debug!(
-            batches = self.stats.batches,
-            commands = self.stats.commands,
+            batches = self.counters.batches.load(Ordering::Relaxed),
+            commands = self.counters.commands.load(Ordering::Relaxed),
             "writer stopped"
         );
     }
 
-    fn commit_batch(&mut self, jobs: &mut Vec<WriteJob>) {
-        self.stats.batches += 1;
-        self.stats.commands += jobs.len() as u64;
-        let mut results: Vec<Result<Outcome>> = Vec::with_capacity(jobs.len());
-        let outcome = self.run_batch(jobs, &mut results);
-        match outcome {
+    /// The next write waiting in the queue, if any; reads met on the way are set aside.
+    fn next_write(
+        jobs: &async_channel::Receiver<Job>,
+        reads: &mut Vec<ReadJob>,
+    ) -> Option<WriteJob> {
+        while let Ok(job) = jobs.try_recv() {
+            match job {
+                Job::Write(command, reply) => return Some(WriteJob { command, reply }),
+                Job::Read(read) => reads.push(read),
+            }
+        }
+        None
+    }
+
+    /// One group commit: opens a transaction, applies `first` and then every command that
+    /// arrives while the batch is being applied (up to `batch_max`), commits once, and only
+    /// then answers the callers. Taking late arrivals into the open batch, rather than draining
+    /// the queue once up front, lets callers answered by the previous commit join this one.
+    fn group_commit(
+        &mut self,
+        first: WriteJob,
+        jobs: &async_channel::Receiver<Job>,
+        reads: &mut Vec<ReadJob>,
+    ) {
+        self.counters.batches.fetch_add(1, Ordering::Relaxed);
+        if let Err(e) = self.begin() {
+            self.counters.commands.fetch_add(1, Ordering::Relaxed);
+            let _ = first.reply.send(Err(e));
+            return;
+        }
+        let mut staged: HashMap<WalletId, WalletState> = HashMap::new();
+        let mut answers: Vec<(oneshot::Sender<Result<Outcome>>, Result<Outcome>)> = Vec::new();
+        let mut doomed: Option<Error> = None;
+        let mut next = Some(first);
+        while let Some(job) = next.take() {
+            self.counters.commands.fetch_add(1, Ordering::Relaxed);
+            match self.apply_in_savepoint(&job.command, &mut staged) {
+                Ok(result) => answers.push((job.reply, result)),
+                Err(e) => {
+                    answers.push((job.reply, Err(e.clone())));
+                    doomed = Some(e);
+                    break;
+                }
+            }
+            if answers.len() < self.batch_max {
+                next = Self::next_write(jobs, reads);
+            }
+        }
+        let committed = match doomed {
+            None => self.conn.execute_batch("COMMIT").map_err(map_sqlite),
+            Some(e) => Err(e),
+        };
+        match committed {
             Ok(()) => {
-                for (job, result) in jobs.drain(..).zip(results) {
-                    let _ = job.reply.send(result);
+                self.counters.commits.fetch_add(1, Ordering::Relaxed);
+                self.counters.last_commit_micros.store(
+                    wallet_core::SystemClock.now().as_micros(),
+                    Ordering::Relaxed,
+                );
+                for state in staged.into_values() {
+                    self.cache.put(state);
+                }
+                for (reply, result) in answers {
+                    let _ = reply.send(result);
+                }
+                if let Some(policy) = &mut self.checkpoints {
+                    policy.after_commit(&self.conn);
                 }
             }
             Err(e) => {
-                // Nothing of the batch is stored: every caller whose command had succeeded
-                // learns it did not; the others keep their own error.
+                // ROLLBACK fails only if no transaction is open (SQLite may already have rolled
+                // back, on a full disk for example): either way nothing of the batch remains.
+                let _ = self.conn.execute_batch("ROLLBACK");
                 self.cache.clear();
-                let mut results = results.into_iter();
-                for job in jobs.drain(..) {
-                    let answer = match results.next() {
-                        Some(Err(own)) => Err(own),
-                        _ => Err(e.clone()),
-                    };
-                    let _ = job.reply.send(answer);
+                // Every caller whose command had succeeded learns it did not; the others keep
+                // their own error.
+                for (reply, result) in answers {
+                    let _ = reply.send(match result {
+                        Ok(_) => Err(e.clone()),
+                        Err(own) => Err(own),
+                    });
                 }
             }
         }
     }
 
-    /// Runs one batch in one transaction. On `Err`, the transaction was rolled back.
-    fn run_batch(&mut self, jobs: &[WriteJob], results: &mut Vec<Result<Outcome>>) -> Result<()> {
+    /// Starts a write transaction and drops the cache if another connection wrote meanwhile.
+    fn begin(&mut self) -> Result<()> {
         self.conn
             .execute_batch("BEGIN IMMEDIATE")
             .map_err(map_sqlite)?;
-        let body = self.apply_all(jobs, results);
-        let committed = body.and_then(|staged| {
-            self.conn.execute_batch("COMMIT").map_err(map_sqlite)?;
-            Ok(staged)
-        });
-        match committed {
-            Ok(staged) => {
-                for state in staged.into_values() {
-                    self.cache.put(state);
+        // Another connection (another process) committed since our last batch: cached wallet
+        // states may be stale.
+        let version = self
+            .conn
+            .pragma_query_value(None, "data_version", |r| r.get::<_, i64>(0));
+        match version {
+            Ok(v) => {
+                if v != self.data_version {
+                    self.cache.clear();
+                    self.data_version = v;
                 }
                 Ok(())
             }
             Err(e) => {
-                // ROLLBACK fails only if no transaction is open (SQLite may already have
-                // rolled back on a full disk): either way nothing of the batch remains.
                 let _ = self.conn.execute_batch("ROLLBACK");
-                Err(e)
+                Err(map_sqlite(e))
             }
         }
     }
 
-    /// Applies every command of the batch, each in a savepoint; returns the staged states.
-    fn apply_all(
+    /// Applies one command inside a savepoint. The outer `Err` dooms the whole batch (the
+    /// savepoint machinery or storage failed); the inner result is the command's own.
+    fn apply_in_savepoint(
         &mut self,
-        jobs: &[WriteJob],
-        results: &mut Vec<Result<Outcome>>,
-    ) -> Result<HashMap<WalletId, WalletState>> {
-        // Another connection (another process) wrote since our last batch: the cache may be stale.
-        let version: i64 = self
-            .conn
-            .pragma_query_value(None, "data_version", |r| r.get(0))
+        command: &Command,
+        staged: &mut HashMap<WalletId, WalletState>,
+    ) -> Result<Result<Outcome>> {
+        self.conn
+            .execute_batch("SAVEPOINT cmd")
             .map_err(map_sqlite)?;
-        if version != self.data_version {
-            self.cache.clear();
-            self.data_version = version;
-        }
-        let mut staged: HashMap<WalletId, WalletState> = HashMap::new();
-        for job in jobs {
-            self.conn
-                .execute_batch("SAVEPOINT cmd")
-                .map_err(map_sqlite)?;
-            let applied = catch_unwind(AssertUnwindSafe(|| self.apply(&job.command, &staged)))
-                .unwrap_or_else(|_| {
-                    Err(Error::Internal {
-                        detail: "command panicked".into(),
-                    })
-                });
-            match applied {
-                Ok((outcome, changed)) => {
-                    self.conn.execute_batch("RELEASE cmd").map_err(map_sqlite)?;
-                    for state in changed {
-                        staged.insert(state.record.id, state);
-                    }
-                    results.push(Ok(outcome));
+        let applied = catch_unwind(AssertUnwindSafe(|| self.apply(command, staged)))
+            .unwrap_or_else(|_| {
+                Err(Error::Internal {
+                    detail: "command panicked".into(),
+                })
+            });
+        match applied {
+            Ok((outcome, changed)) => {
+                self.conn.execute_batch("RELEASE cmd").map_err(map_sqlite)?;
+                for state in changed {
+                    staged.insert(state.record.id, state);
                 }
-                Err(e) => {
-                    self.conn
-                        .execute_batch("ROLLBACK TO cmd; RELEASE cmd")
-                        .map_err(map_sqlite)?;
-                    if matches!(e, Error::Internal { .. } | Error::StorageCorrupt { .. }) {
-                        // Something unexpected: do not trust cached state any more.
-                        self.cache.clear();
-                        staged.clear();
-                    }
-                    // A storage failure inside a command (disk full, I/O) dooms the batch.
-                    if e.kind() == wallet_core::ErrorKind::Unavailable {
-                        return Err(e);
-                    }
-                    results.push(Err(e));
+                Ok(Ok(outcome))
+            }
+            Err(e) => {
+                if let Err(rollback) = self.conn.execute_batch("ROLLBACK TO cmd; RELEASE cmd") {
+                    // After some errors (full disk, I/O) SQLite has already rolled the whole
+                    // transaction back, savepoint included: the batch is lost, report the cause.
+                    return Err(if e.kind() == wallet_core::ErrorKind::Unavailable {
+                        e
+                    } else {
+                        map_sqlite(rollback)
+                    });
                 }
+                if matches!(e, Error::Internal { .. } | Error::StorageCorrupt { .. }) {
+                    // Something unexpected happened: stop trusting cached state.
+                    self.cache.clear();
+                    staged.clear();
+                }
+                // A storage failure inside a command (disk full, I/O) dooms the batch.
+                if e.kind() == wallet_core::ErrorKind::Unavailable {
+                    return Err(e);
+                }
+                Ok(Err(e))
             }
         }
-        Ok(staged)
     }
 
     /// Loads, decides and persists one command.

@@ -136,6 +136,11 @@ impl Progress {
     fn finish(&self) {}
 }
 
+/// A number from the environment, for tuning experiments (`BENCH_PAGE_SIZE=2048`).
+fn env_number(name: &str) -> Option<u32> {
+    std::env::var(name).ok().and_then(|v| v.parse().ok())
+}
+
 /// Bytes the database uses now (pages in use times page size, WAL included).
 fn used_bytes(path: &Path) -> rusqlite::Result<i64> {
     let conn =
@@ -248,10 +253,20 @@ async fn run_scenario(
     );
     // The library.
     let path = fresh(dir, &format!("{}-library", s.name));
-    let (ledger, wallets) =
-        library::setup(&path, w.wallets, wallet_sqlite::Options::default()).await?;
+    let mut options = wallet_sqlite::Options::default();
+    if let Some(v) = env_number("BENCH_PAGE_SIZE") {
+        options.page_size = v;
+    }
+    if let Some(v) = env_number("BENCH_CHECKPOINT_MIB") {
+        options.checkpoint_bytes = u64::from(v) << 20;
+    }
+    let (ledger, wallets) = library::setup(&path, w.wallets, options).await?;
     let before = used_bytes(&path)?;
+    let stats_before = ledger.store().writer_stats();
     let lib = library::run(&ledger, &wallets, w, s.callers, "library").await?;
+    let stats = ledger.store().writer_stats();
+    let batch_avg = (stats.commands - stats_before.commands) as f64
+        / (stats.batches - stats_before.batches).max(1) as f64;
     let lib_bytes = (used_bytes(&path)? - before) as f64 / w.transfers as f64;
     let rss = rss_mb();
     let admin = wallet_core::Actor::new(
@@ -286,11 +301,14 @@ async fn run_scenario(
         "ratio": (lib.tps() / fl.tps() * 100.0).round() / 100.0,
         "p50_ms": (lib.percentile_ms(0.50) * 1000.0).round() / 1000.0,
         "p99_ms": (lib.percentile_ms(0.99) * 1000.0).round() / 1000.0,
+        "p999_ms": (lib.percentile_ms(0.999) * 1000.0).round() / 1000.0,
+        "max_ms": (lib.percentile_ms(1.0) * 1000.0).round() / 1000.0,
         "floor_p50_ms": (fl.percentile_ms(0.50) * 1000.0).round() / 1000.0,
         "floor_p99_ms": (fl.percentile_ms(0.99) * 1000.0).round() / 1000.0,
         "bytes_per_transfer": lib_bytes.round(),
         "floor_bytes_per_transfer": floor_bytes.round(),
         "rss_mb": rss.round(),
+        "batch_avg": (batch_avg * 10.0).round() / 10.0,
     }))
 }
 

@@ -1,0 +1,302 @@
+//! The SQLite store's own behaviour: options, files, the write-ahead log, full disks.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
+
+use std::sync::Arc;
+
+use wallet_core::testkit::d;
+use wallet_core::{
+    Actor, Config, DepositRequest, Ledger, OpenWalletRequest, Role, TransferRequest, UserId,
+    WalletKind,
+};
+use wallet_sqlite::{Options, SqliteStore};
+
+fn admin() -> Actor {
+    Actor::new(UserId::new(999).unwrap(), Role::Admin)
+}
+
+fn user(n: i64) -> Actor {
+    Actor::user(UserId::new(n).unwrap())
+}
+
+#[test]
+fn invalid_options_are_typed_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = [
+        Options {
+            readers: 0,
+            ..Options::default()
+        },
+        Options {
+            readers: 33,
+            ..Options::default()
+        },
+        Options {
+            queue_depth: 0,
+            ..Options::default()
+        },
+        Options {
+            batch_max: 0,
+            ..Options::default()
+        },
+        Options {
+            page_size: 1000,
+            ..Options::default()
+        },
+        Options {
+            page_size: 256,
+            ..Options::default()
+        },
+        Options {
+            checkpoint_bytes: 1,
+            ..Options::default()
+        },
+    ];
+    for options in bad {
+        let err = SqliteStore::open(dir.path().join("x.db"), options.clone()).unwrap_err();
+        assert_eq!(err.code(), "invalid_config", "{options:?}");
+        assert_eq!(
+            SqliteStore::open_in_memory(options).unwrap_err().code(),
+            "invalid_config"
+        );
+    }
+}
+
+#[test]
+fn refuses_files_of_other_applications() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("other.db");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE invoices (id INTEGER PRIMARY KEY); INSERT INTO invoices VALUES (1);",
+    )
+    .unwrap();
+    drop(conn);
+    assert_eq!(
+        SqliteStore::open(&path, Options::default())
+            .unwrap_err()
+            .code(),
+        "storage_corrupt"
+    );
+    // And leaves them untouched.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let n: i64 = conn
+        .query_row("SELECT count(*) FROM invoices", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 1);
+    let garbage = dir.path().join("garbage.db");
+    std::fs::write(
+        &garbage,
+        b"this is not a database at all, just some bytes padding it out",
+    )
+    .unwrap();
+    assert_eq!(
+        SqliteStore::open(&garbage, Options::default())
+            .unwrap_err()
+            .code(),
+        "storage_corrupt"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_survives_close_and_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wallet.db");
+    let alice = user(1);
+    let store = SqliteStore::open(&path, Options::default()).unwrap();
+    let ledger = Ledger::new(store.clone(), Config::default()).await.unwrap();
+    let w = ledger
+        .open_wallet(
+            &alice,
+            OpenWalletRequest::new(alice.user, WalletKind::Personal, "EUR"),
+        )
+        .await
+        .unwrap();
+    let receipt = ledger
+        .deposit(&alice, DepositRequest::new(w.id, d("12.34"), "k"))
+        .await
+        .unwrap();
+    store.close();
+    assert_eq!(
+        ledger.wallet(&alice, w.id).await.unwrap_err().code(),
+        "store_closed"
+    );
+    assert_eq!(
+        ledger
+            .deposit(&alice, DepositRequest::new(w.id, d("1"), "k2"))
+            .await
+            .unwrap_err()
+            .code(),
+        "store_closed"
+    );
+    drop(ledger);
+    let ledger = Ledger::new(
+        SqliteStore::open(&path, Options::default()).unwrap(),
+        Config::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        ledger.wallet(&alice, w.id).await.unwrap().balance.amount(),
+        d("12.34")
+    );
+    let again = ledger
+        .transaction(&alice, receipt.transaction.reference)
+        .await
+        .unwrap();
+    assert_eq!(again, receipt.transaction);
+}
+
+/// Under sustained writes the log is checkpointed in the background and rewound, so its file
+/// stays near the configured interval instead of growing with the ledger.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_ahead_log_stays_bounded_under_sustained_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wallet.db");
+    let options = Options {
+        checkpoint_bytes: 1 << 20,
+        ..Options::default()
+    };
+    let store = SqliteStore::open(&path, options).unwrap();
+    let ledger = Arc::new(Ledger::new(store, Config::default()).await.unwrap());
+    let mut wallets = Vec::new();
+    for i in 1..=50 {
+        let who = user(i);
+        let w = ledger
+            .open_wallet(
+                &who,
+                OpenWalletRequest::new(who.user, WalletKind::Personal, "USD"),
+            )
+            .await
+            .unwrap();
+        ledger
+            .deposit(&who, DepositRequest::new(w.id, d("1000"), format!("f{i}")))
+            .await
+            .unwrap();
+        wallets.push((who, w.id));
+    }
+    let wallets = Arc::new(wallets);
+    let mut largest_wal = 0u64;
+    let mut tasks = Vec::new();
+    for t in 0..16usize {
+        let ledger = Arc::clone(&ledger);
+        let wallets = Arc::clone(&wallets);
+        tasks.push(tokio::spawn(async move {
+            for i in 0..2_500usize {
+                let (from, to) = ((t + i) % 50, (t * 7 + i * 3 + 1) % 50);
+                if from == to {
+                    continue;
+                }
+                let req = TransferRequest::new(
+                    wallets[from].1,
+                    wallets[to].1,
+                    d("0.01"),
+                    format!("{t}-{i}"),
+                );
+                ledger.transfer(&wallets[from].0, req).await.unwrap();
+            }
+        }));
+    }
+    let wal = path.with_extension("db-wal");
+    while tasks.iter().any(|t| !t.is_finished()) {
+        largest_wal = largest_wal.max(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0));
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let db = std::fs::metadata(&path).unwrap().len();
+    // The ledger outgrew the interval many times over; the log did not follow it.
+    assert!(db > 4 << 20, "database {db} bytes, log {largest_wal}");
+    // Without checkpoints the log would hold every frame ever written (far more than the
+    // database); the writer's hard cap is four intervals.
+    assert!(
+        largest_wal < 5 << 20,
+        "write-ahead log reached {largest_wal} bytes"
+    );
+    assert!(ledger.verify(&admin()).await.unwrap().is_ok());
+}
+
+/// A database at its size limit answers `storage_full`, stores nothing of the failed batch,
+/// keeps everything acknowledged before, and works again once there is room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_database_fails_cleanly_and_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wallet.db");
+    let limited = Options {
+        max_bytes: Some(512 << 10),
+        ..Options::default()
+    };
+    let ledger = Ledger::new(
+        SqliteStore::open(&path, limited.clone()).unwrap(),
+        Config::default(),
+    )
+    .await
+    .unwrap();
+    let alice = user(1);
+    let w = ledger
+        .open_wallet(
+            &alice,
+            OpenWalletRequest::new(alice.user, WalletKind::Personal, "USD"),
+        )
+        .await
+        .unwrap();
+    let mut acked = Vec::new();
+    let mut full = None;
+    for i in 0..100_000 {
+        // Long descriptions fill the file quickly.
+        let req = DepositRequest::new(w.id, d("1"), format!("k{i}")).description("x".repeat(400));
+        match ledger.deposit(&alice, req).await {
+            Ok(r) => acked.push(r.transaction.reference),
+            Err(e) => {
+                full = Some(e);
+                break;
+            }
+        }
+    }
+    let full = full.expect("the limit was reached");
+    assert_eq!(full.code(), "storage_full", "{full:?}");
+    let report = ledger.verify(&admin()).await.unwrap();
+    assert!(report.is_ok(), "{report:?}");
+    let balance = ledger.wallet(&alice, w.id).await.unwrap().balance.amount();
+    assert_eq!(
+        balance,
+        wallet_core::Decimal::from(acked.len()),
+        "exactly the acknowledged deposits"
+    );
+    drop(ledger);
+    // With room again, everything acknowledged is there and writing resumes.
+    let ledger = Ledger::new(
+        SqliteStore::open(&path, Options::default()).unwrap(),
+        Config::default(),
+    )
+    .await
+    .unwrap();
+    for r in &acked {
+        ledger.transaction(&alice, *r).await.unwrap();
+    }
+    ledger
+        .deposit(&alice, DepositRequest::new(w.id, d("1"), "after"))
+        .await
+        .unwrap();
+    assert!(ledger.verify(&admin()).await.unwrap().is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writer_stats_count_group_commits() {
+    let store = SqliteStore::open_in_memory(Options::default()).unwrap();
+    let ledger = Ledger::new(store.clone(), Config::default()).await.unwrap();
+    let before = store.writer_stats();
+    assert_eq!((before.commits, before.commands), (0, 0));
+    assert!(before.last_commit.is_none());
+    let alice = user(1);
+    ledger
+        .open_wallet(
+            &alice,
+            OpenWalletRequest::new(alice.user, WalletKind::Personal, "USD"),
+        )
+        .await
+        .unwrap();
+    let after = store.writer_stats();
+    assert_eq!((after.commits, after.commands, after.queued), (1, 1, 0));
+    assert!(after.last_commit.is_some());
+}
