@@ -7,7 +7,6 @@
 use crate::currency::CurrencyCode;
 use crate::ids::WalletNumber;
 use crate::money::Money;
-use crate::transaction::TransactionStatus;
 use crate::wallet::WalletStatus;
 
 /// Result alias used throughout the library.
@@ -190,12 +189,6 @@ pub enum Error {
     /// The idempotency key was already used for a different request.
     #[error("idempotency key already used for a different request")]
     IdempotencyConflict,
-    /// A transaction is not in a status that allows the operation.
-    #[error("transaction is {status}")]
-    InvalidTransactionStatus {
-        /// Its current status.
-        status: TransactionStatus,
-    },
     /// The caller is not allowed to perform this operation on this object.
     #[error("not allowed")]
     Forbidden,
@@ -276,7 +269,6 @@ impl Error {
             Error::SameWallet => "same_wallet",
             Error::InsufficientFunds { .. } => "insufficient_funds",
             Error::IdempotencyConflict => "idempotency_conflict",
-            Error::InvalidTransactionStatus { .. } => "invalid_transaction_status",
             Error::Forbidden => "forbidden",
             Error::StorageFull => "storage_full",
             Error::StorageReadOnly => "storage_read_only",
@@ -320,8 +312,7 @@ impl Error {
             | Error::InvalidStatusTransition { .. }
             | Error::WalletNotEmpty { .. }
             | Error::SameWallet
-            | Error::InsufficientFunds { .. }
-            | Error::InvalidTransactionStatus { .. } => ErrorKind::Rejected,
+            | Error::InsufficientFunds { .. } => ErrorKind::Rejected,
             Error::StorageFull
             | Error::StorageReadOnly
             | Error::StorageBusy
@@ -603,14 +594,6 @@ mod tests {
                 "idempotency_conflict",
                 ErrorKind::Conflict,
                 "idempotency key already used for a different request",
-            ),
-            (
-                Error::InvalidTransactionStatus {
-                    status: TransactionStatus::Pending,
-                },
-                "invalid_transaction_status",
-                ErrorKind::Rejected,
-                "transaction is PENDING",
             ),
             (
                 Error::Forbidden,

@@ -63,15 +63,85 @@ struct WalletRow {
     last_at: Option<i64>,
 }
 
-/// A wallet and its latest entry (its head) in one statement.
-const WALLET_SELECT: &str = "
-    SELECT w.id, w.owner_id, w.kind, w.currency, c.exponent, w.status, w.held, w.created_at,
-           w.updated_at, e.seq, e.balance_after, e.debits_after, t.created_at
-    FROM wallets w
-    JOIN currencies c ON c.code = w.currency
-    LEFT JOIN entries e
-        ON e.wallet_id = w.id AND e.seq = (SELECT max(seq) FROM entries WHERE wallet_id = w.id)
-    LEFT JOIN transactions t ON t.id = e.txn_id";
+/// The SQL of every lookup the library makes, named so one test can check each is served by an
+/// index (`tests::every_lookup_uses_an_index`). Only `verify` scans whole tables, on purpose.
+mod sql {
+    /// A wallet and its latest entry (its head) in one statement.
+    macro_rules! wallet_select {
+        () => {
+            "SELECT w.id, w.owner_id, w.kind, w.currency, c.exponent, w.status, w.held,
+                    w.created_at, w.updated_at, e.seq, e.balance_after, e.debits_after, t.created_at
+             FROM wallets w
+             JOIN currencies c ON c.code = w.currency
+             LEFT JOIN entries e ON e.wallet_id = w.id
+                 AND e.seq = (SELECT max(seq) FROM entries WHERE wallet_id = w.id)
+             LEFT JOIN transactions t ON t.id = e.txn_id"
+        };
+    }
+    /// A range of one wallet's entries, filtered by kind and status bit masks.
+    macro_rules! history_where {
+        () => {
+            " FROM entries e JOIN transactions t ON t.id = e.txn_id
+              WHERE e.wallet_id = ?1 AND e.seq >= ?2 AND e.seq < ?3
+                AND ((1 << t.kind) & ?4) <> 0 AND ((1 << t.status) & ?5) <> 0"
+        };
+    }
+    pub(super) const WALLET_BY_ID: &str = concat!(wallet_select!(), " WHERE w.id = ?1");
+    pub(super) const WALLETS_OF: &str = concat!(
+        wallet_select!(),
+        " WHERE w.owner_id = ?1 ORDER BY w.id LIMIT ?2"
+    );
+    pub(super) const ALL_WALLETS: &str = concat!(wallet_select!(), " ORDER BY w.id");
+    pub(super) const SYSTEM_ACCOUNT: &str =
+        "SELECT id FROM wallets WHERE owner_id IS NULL AND kind = ?1 AND currency = ?2";
+    pub(super) const SLOT: &str =
+        "SELECT id FROM wallets WHERE owner_id = ?1 AND kind = ?2 AND currency = ?3";
+    pub(super) const STORED_EXPONENT: &str = "SELECT exponent FROM currencies WHERE code = ?1";
+    pub(super) const EXISTING: &str =
+        "SELECT id, fingerprint FROM transactions WHERE initiated_by = ?1 AND idempotency_key = ?2";
+    pub(super) const TRANSACTION: &str =
+        "SELECT t.kind, t.status, t.amount, t.currency, c.exponent, t.description, t.metadata,
+                t.initiated_by, t.idempotency_key, t.created_at, t.completed_at
+         FROM transactions t JOIN currencies c ON c.code = t.currency WHERE t.id = ?1";
+    pub(super) const LEGS: &str =
+        "SELECT e.wallet_id, e.seq, e.amount, e.balance_after, w.owner_id, w.kind
+         FROM entries e JOIN wallets w ON w.id = e.wallet_id
+         WHERE e.txn_id = ?1 ORDER BY e.amount, e.wallet_id";
+    pub(super) const ENTRY_TIME: &str =
+        "SELECT t.created_at FROM entries e JOIN transactions t ON t.id = e.txn_id
+         WHERE e.wallet_id = ?1 AND e.seq = ?2";
+    pub(super) const SUMS_AT: &str =
+        "SELECT balance_after, debits_after FROM entries WHERE wallet_id = ?1 AND seq = ?2";
+    pub(super) const HISTORY_AMOUNTS: &str = concat!("SELECT e.amount", history_where!());
+    pub(super) const HISTORY_PAGE: &str = concat!(
+        "SELECT e.seq, e.txn_id, e.amount, e.balance_after, t.kind, t.status, t.description,
+                t.created_at",
+        history_where!(),
+        " ORDER BY e.seq DESC LIMIT ?6"
+    );
+    pub(super) const COUNTERPARTY: &str =
+        "SELECT o.wallet_id, w.kind FROM entries o JOIN wallets w ON w.id = o.wallet_id
+         WHERE o.txn_id = ?1 AND o.wallet_id <> ?2
+         ORDER BY w.owner_id IS NULL, o.wallet_id LIMIT 1";
+
+    /// Everything above except `ALL_WALLETS`, which `verify` runs as a deliberate full scan.
+    #[cfg(test)]
+    pub(super) const INDEXED: &[&str] = &[
+        WALLET_BY_ID,
+        WALLETS_OF,
+        SYSTEM_ACCOUNT,
+        SLOT,
+        STORED_EXPONENT,
+        EXISTING,
+        TRANSACTION,
+        LEGS,
+        ENTRY_TIME,
+        SUMS_AT,
+        HISTORY_AMOUNTS,
+        HISTORY_PAGE,
+        COUNTERPARTY,
+    ];
+}
 
 fn read_wallet_row(r: &Row<'_>) -> rusqlite::Result<WalletRow> {
     Ok(WalletRow {
@@ -121,9 +191,7 @@ impl WalletRow {
 
 /// A wallet or system account with its head.
 pub(crate) fn wallet(conn: &Connection, id: WalletId) -> Result<Option<WalletState>> {
-    let mut stmt = conn
-        .prepare_cached(&format!("{WALLET_SELECT} WHERE w.id = ?1"))
-        .map_err(map_sqlite)?;
+    let mut stmt = conn.prepare_cached(sql::WALLET_BY_ID).map_err(map_sqlite)?;
     let row = stmt
         .query_row([id.get()], read_wallet_row)
         .optional()
@@ -133,13 +201,9 @@ pub(crate) fn wallet(conn: &Connection, id: WalletId) -> Result<Option<WalletSta
 
 /// A user's wallets, ordered by id.
 pub(crate) fn wallets_of(conn: &Connection, owner: UserId) -> Result<Vec<WalletState>> {
-    let mut stmt = conn
-        .prepare_cached(&format!(
-            "{WALLET_SELECT} WHERE w.owner_id = ?1 ORDER BY w.id LIMIT {WALLETS_PER_OWNER_MAX}"
-        ))
-        .map_err(map_sqlite)?;
+    let mut stmt = conn.prepare_cached(sql::WALLETS_OF).map_err(map_sqlite)?;
     let rows = stmt
-        .query_map([owner.get()], read_wallet_row)
+        .query_map(params![owner.get(), WALLETS_PER_OWNER_MAX], read_wallet_row)
         .map_err(map_sqlite)?;
     rows.map(|r| r.map_err(map_sqlite).and_then(WalletRow::into_state))
         .collect()
@@ -152,9 +216,7 @@ pub(crate) fn system_account(
     currency: CurrencyCode,
 ) -> Result<Option<WalletId>> {
     let mut stmt = conn
-        .prepare_cached(
-            "SELECT id FROM wallets WHERE owner_id IS NULL AND kind = ?1 AND currency = ?2",
-        )
+        .prepare_cached(sql::SYSTEM_ACCOUNT)
         .map_err(map_sqlite)?;
     let id: Option<i64> = stmt
         .query_row(params![kind.to_db(), currency.as_str()], |r| r.get(0))
@@ -170,11 +232,7 @@ pub(crate) fn slot(
     kind: WalletKind,
     currency: CurrencyCode,
 ) -> Result<Option<WalletId>> {
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT id FROM wallets WHERE owner_id = ?1 AND kind = ?2 AND currency = ?3",
-        )
-        .map_err(map_sqlite)?;
+    let mut stmt = conn.prepare_cached(sql::SLOT).map_err(map_sqlite)?;
     let id: Option<i64> = stmt
         .query_row(params![owner.get(), kind.to_db(), currency.as_str()], |r| {
             r.get(0)
@@ -187,7 +245,7 @@ pub(crate) fn slot(
 /// The exponent recorded for a currency, if it is recorded.
 pub(crate) fn stored_exponent(conn: &Connection, code: CurrencyCode) -> Result<Option<u8>> {
     let mut stmt = conn
-        .prepare_cached("SELECT exponent FROM currencies WHERE code = ?1")
+        .prepare_cached(sql::STORED_EXPONENT)
         .map_err(map_sqlite)?;
     let e: Option<i64> = stmt
         .query_row([code.as_str()], |r| r.get(0))
@@ -219,11 +277,7 @@ pub(crate) fn existing(
     actor: UserId,
     key: &IdempotencyKey,
 ) -> Result<Option<Existing>> {
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT id, fingerprint FROM transactions WHERE initiated_by = ?1 AND idempotency_key = ?2",
-        )
-        .map_err(map_sqlite)?;
+    let mut stmt = conn.prepare_cached(sql::EXISTING).map_err(map_sqlite)?;
     let row: Option<(i64, Vec<u8>)> = stmt
         .query_row(params![actor.get(), key.as_str()], |r| {
             Ok((r.get(0)?, r.get(1)?))
@@ -369,13 +423,7 @@ pub(crate) fn transaction(conn: &Connection, id: TransactionId) -> Result<Option
         i64,
         Option<i64>,
     );
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT t.kind, t.status, t.amount, t.currency, c.exponent, t.description, t.metadata,
-                    t.initiated_by, t.idempotency_key, t.created_at, t.completed_at
-             FROM transactions t JOIN currencies c ON c.code = t.currency WHERE t.id = ?1",
-        )
-        .map_err(map_sqlite)?;
+    let mut stmt = conn.prepare_cached(sql::TRANSACTION).map_err(map_sqlite)?;
     let row: Option<TxnCols> = stmt
         .query_row([id.get()], |r| {
             Ok((
@@ -411,13 +459,7 @@ pub(crate) fn transaction(conn: &Connection, id: TransactionId) -> Result<Option
         return Ok(None);
     };
     let cur = currency(&code, exponent)?;
-    let mut legs_stmt = conn
-        .prepare_cached(
-            "SELECT e.wallet_id, e.seq, e.amount, e.balance_after, w.owner_id, w.kind
-             FROM entries e JOIN wallets w ON w.id = e.wallet_id
-             WHERE e.txn_id = ?1 ORDER BY e.amount, e.wallet_id",
-        )
-        .map_err(map_sqlite)?;
+    let mut legs_stmt = conn.prepare_cached(sql::LEGS).map_err(map_sqlite)?;
     let legs = legs_stmt
         .query_map([id.get()], |r| {
             Ok((
@@ -469,12 +511,7 @@ pub(crate) fn transaction(conn: &Connection, id: TransactionId) -> Result<Option
 
 /// Creation time of the transaction of entry `seq` of `wallet`.
 fn entry_time(conn: &Connection, wallet: WalletId, seq: i64) -> Result<Timestamp> {
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT t.created_at FROM entries e JOIN transactions t ON t.id = e.txn_id
-             WHERE e.wallet_id = ?1 AND e.seq = ?2",
-        )
-        .map_err(map_sqlite)?;
+    let mut stmt = conn.prepare_cached(sql::ENTRY_TIME).map_err(map_sqlite)?;
     let at: Option<i64> = stmt
         .query_row(params![wallet.get(), seq], |r| r.get(0))
         .optional()
@@ -509,11 +546,7 @@ fn sums_at(conn: &Connection, wallet: WalletId, seq: i64) -> Result<(i64, i64)> 
     if seq < 1 {
         return Ok((0, 0));
     }
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT balance_after, debits_after FROM entries WHERE wallet_id = ?1 AND seq = ?2",
-        )
-        .map_err(map_sqlite)?;
+    let mut stmt = conn.prepare_cached(sql::SUMS_AT).map_err(map_sqlite)?;
     stmt.query_row(params![wallet.get(), seq], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()
         .map_err(map_sqlite)?
@@ -527,11 +560,6 @@ fn mask<T: Copy>(values: &[T], to_db: impl Fn(T) -> i64) -> i64 {
     }
     values.iter().fold(0i64, |m, v| m | (1i64 << to_db(*v)))
 }
-
-const HISTORY_WHERE: &str = "
-    FROM entries e JOIN transactions t ON t.id = e.txn_id
-    WHERE e.wallet_id = ?1 AND e.seq >= ?2 AND e.seq < ?3
-      AND ((1 << t.kind) & ?4) <> 0 AND ((1 << t.status) & ?5) <> 0";
 
 fn to_minor_i64(total: u64) -> Result<i64> {
     i64::try_from(total).map_err(|_| Error::AmountOverflow)
@@ -572,7 +600,7 @@ pub(crate) fn history(conn: &Connection, f: &HistoryFilter) -> Result<HistoryPag
         }
     } else {
         let mut stmt = conn
-            .prepare_cached(&format!("SELECT e.amount {HISTORY_WHERE}"))
+            .prepare_cached(sql::HISTORY_AMOUNTS)
             .map_err(map_sqlite)?;
         let mut rows = stmt
             .query(params![f.wallet.get(), lo, hi, kinds, statuses])
@@ -594,14 +622,7 @@ pub(crate) fn history(conn: &Connection, f: &HistoryFilter) -> Result<HistoryPag
     };
 
     let upper = f.before_seq.map_or(hi, |b| b.min(hi));
-    let mut stmt = conn
-        .prepare_cached(&format!(
-            "SELECT e.seq, e.txn_id, e.amount, e.balance_after, t.kind, t.status, t.description,
-                    t.created_at
-             {HISTORY_WHERE}
-             ORDER BY e.seq DESC LIMIT ?6"
-        ))
-        .map_err(map_sqlite)?;
+    let mut stmt = conn.prepare_cached(sql::HISTORY_PAGE).map_err(map_sqlite)?;
     let fetch = i64::from(f.limit) + 1;
     let rows = stmt
         .query_map(
@@ -660,13 +681,7 @@ fn counterparty(
     txn: TransactionId,
     wallet: WalletId,
 ) -> Result<Option<Counterparty>> {
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT o.wallet_id, w.kind FROM entries o JOIN wallets w ON w.id = o.wallet_id
-             WHERE o.txn_id = ?1 AND o.wallet_id <> ?2
-             ORDER BY w.owner_id IS NULL, o.wallet_id LIMIT 1",
-        )
-        .map_err(map_sqlite)?;
+    let mut stmt = conn.prepare_cached(sql::COUNTERPARTY).map_err(map_sqlite)?;
     let row: Option<(i64, i64)> = stmt
         .query_row(params![txn.get(), wallet.get()], |r| {
             Ok((r.get(0)?, r.get(1)?))
@@ -736,9 +751,7 @@ pub(crate) fn verify(conn: &Connection) -> Result<VerifyReport> {
 
     // Pass 1: accounts in id order, merged with entries in (wallet_id, seq) order. Entries of
     // accounts that do not exist sort between accounts and are reported as orphans.
-    let mut accounts = conn
-        .prepare(&format!("{WALLET_SELECT} ORDER BY w.id"))
-        .map_err(map_sqlite)?;
+    let mut accounts = conn.prepare(sql::ALL_WALLETS).map_err(map_sqlite)?;
     let mut entries = conn
         .prepare("SELECT wallet_id, seq, amount, balance_after, debits_after FROM entries ORDER BY wallet_id, seq")
         .map_err(map_sqlite)?;
@@ -814,4 +827,33 @@ pub(crate) fn verify(conn: &Connection) -> Result<VerifyReport> {
     }
     drain(&mut leg_rows, leg_key, |_| true, |l| emit_leg(&mut v, l))?;
     Ok(v.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_lookup_uses_an_index() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::schema::migrate_to(&mut conn, crate::schema::latest_version()).unwrap();
+        for statement in sql::INDEXED {
+            let mut plan = conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {statement}"))
+                .unwrap();
+            // Parameters stay unbound: the plan does not depend on their values.
+            let mut rows = plan.raw_query();
+            let mut steps = Vec::new();
+            while let Some(row) = rows.next().unwrap() {
+                steps.push(row.get::<_, String>(3).unwrap());
+            }
+            // "SCAN" without an index is a full table scan; a correlated "SCAN CONSTANT ROW" or
+            // a temp b-tree for a small sort would show up differently.
+            let scans: Vec<&String> = steps
+                .iter()
+                .filter(|s| s.starts_with("SCAN") && !s.contains("USING"))
+                .collect();
+            assert!(scans.is_empty(), "{statement}\n{steps:#?}");
+        }
+    }
 }
