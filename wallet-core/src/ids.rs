@@ -116,97 +116,70 @@ fn parse_code(s: &str, prefix: &str, width: usize) -> Option<i64> {
     (id_part.len() == canonical_len).then_some(id)
 }
 
-/// The human-facing number of a wallet, e.g. `WLT-000000004269`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct WalletNumber(WalletId);
+macro_rules! human_code {
+    (
+        $(#[$doc:meta])* $name:ident($id:ident), prefix $prefix:literal, digits $digits:expr,
+        invalid $invalid:expr, $ctor_doc:literal, $id_doc:literal
+    ) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name($id);
 
-impl WalletNumber {
-    const PREFIX: &'static str = "WLT-";
+        impl $name {
+            #[doc = $ctor_doc]
+            pub fn of(id: $id) -> Self {
+                $name(id)
+            }
 
-    /// The number of the wallet with this id.
-    pub fn of(id: WalletId) -> Self {
-        WalletNumber(id)
-    }
+            #[doc = $id_doc]
+            pub fn id(self) -> $id {
+                self.0
+            }
+        }
 
-    /// The wallet id this number stands for.
-    pub fn id(self) -> WalletId {
-        self.0
-    }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                format_code(f, $prefix, $digits, self.0.get())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = Error;
+            fn from_str(s: &str) -> Result<Self> {
+                parse_code(s, $prefix, $digits)
+                    .map(|id| $name($id(id)))
+                    .ok_or($invalid)
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                s.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
 }
 
-impl fmt::Display for WalletNumber {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        format_code(f, Self::PREFIX, WALLET_NUMBER_DIGITS, self.0.get())
-    }
-}
-
-impl FromStr for WalletNumber {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        parse_code(s, Self::PREFIX, WALLET_NUMBER_DIGITS)
-            .map(|id| WalletNumber(WalletId(id)))
-            .ok_or(Error::InvalidWalletNumber)
-    }
-}
-
-impl Serialize for WalletNumber {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for WalletNumber {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
-
-/// The human-facing reference of a transaction, e.g. `TXN-00000000000777`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TransactionRef(TransactionId);
-
-impl TransactionRef {
-    const PREFIX: &'static str = "TXN-";
-
-    /// The reference of the transaction with this id.
-    pub fn of(id: TransactionId) -> Self {
-        TransactionRef(id)
-    }
-
-    /// The transaction id this reference stands for.
-    pub fn id(self) -> TransactionId {
-        self.0
-    }
-}
-
-impl fmt::Display for TransactionRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        format_code(f, Self::PREFIX, REFERENCE_DIGITS, self.0.get())
-    }
-}
-
-impl FromStr for TransactionRef {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        parse_code(s, Self::PREFIX, REFERENCE_DIGITS)
-            .map(|id| TransactionRef(TransactionId(id)))
-            .ok_or(Error::InvalidReference)
-    }
-}
-
-impl Serialize for TransactionRef {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for TransactionRef {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
+human_code!(
+    /// The human-facing number of a wallet, e.g. `WLT-000000004269`.
+    WalletNumber(WalletId), prefix "WLT-", digits WALLET_NUMBER_DIGITS,
+    invalid Error::InvalidWalletNumber,
+    "The number of the wallet with this id.", "The wallet id this number stands for."
+);
+human_code!(
+    /// The human-facing reference of a transaction, e.g. `TXN-00000000000777`.
+    TransactionRef(TransactionId), prefix "TXN-", digits REFERENCE_DIGITS,
+    invalid Error::InvalidReference,
+    "The reference of the transaction with this id.",
+    "The transaction id this reference stands for."
+);
 
 /// A wallet addressed either by internal id or by its human number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -209,20 +209,31 @@ pub(crate) fn wallets_of(conn: &Connection, owner: UserId) -> Result<Vec<WalletS
         .collect()
 }
 
+/// The wallet id a single-row lookup finds, if any.
+fn wallet_id_of(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<Option<WalletId>> {
+    let mut stmt = conn.prepare_cached(sql).map_err(map_sqlite)?;
+    let id: Option<i64> = stmt
+        .query_row(params, |r| r.get(0))
+        .optional()
+        .map_err(map_sqlite)?;
+    id.map(wallet_id).transpose()
+}
+
 /// The id of a currency's system account of `kind`.
 pub(crate) fn system_account(
     conn: &Connection,
     kind: SystemAccount,
     currency: CurrencyCode,
 ) -> Result<Option<WalletId>> {
-    let mut stmt = conn
-        .prepare_cached(sql::SYSTEM_ACCOUNT)
-        .map_err(map_sqlite)?;
-    let id: Option<i64> = stmt
-        .query_row(params![kind.to_db(), currency.as_str()], |r| r.get(0))
-        .optional()
-        .map_err(map_sqlite)?;
-    id.map(wallet_id).transpose()
+    wallet_id_of(
+        conn,
+        sql::SYSTEM_ACCOUNT,
+        params![kind.to_db(), currency.as_str()],
+    )
 }
 
 /// The owner's wallet of this kind and currency, if any.
@@ -232,14 +243,11 @@ pub(crate) fn slot(
     kind: WalletKind,
     currency: CurrencyCode,
 ) -> Result<Option<WalletId>> {
-    let mut stmt = conn.prepare_cached(sql::SLOT).map_err(map_sqlite)?;
-    let id: Option<i64> = stmt
-        .query_row(params![owner.get(), kind.to_db(), currency.as_str()], |r| {
-            r.get(0)
-        })
-        .optional()
-        .map_err(map_sqlite)?;
-    id.map(wallet_id).transpose()
+    wallet_id_of(
+        conn,
+        sql::SLOT,
+        params![owner.get(), kind.to_db(), currency.as_str()],
+    )
 }
 
 /// The exponent recorded for a currency, if it is recorded.

@@ -1,6 +1,8 @@
 //! Many tasks, one file: money is conserved and every acknowledged transfer exists exactly once.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
+mod common;
+
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -9,7 +11,7 @@ use rand::{RngExt, SeedableRng};
 use wallet_core::testkit::d;
 use wallet_core::{
     Actor, Config, DepositRequest, Ledger, OpenWalletRequest, TransactionRef, TransferRequest,
-    UserId, WalletKind,
+    UserId, WalletId, WalletKind,
 };
 use wallet_sqlite::{Options, SqliteStore};
 
@@ -24,27 +26,8 @@ async fn concurrent_transfers_on_a_file_conserve_money() {
     let store = SqliteStore::open(&path, Options::default()).unwrap();
     let ledger = Arc::new(Ledger::new(store, Config::default()).await.unwrap());
 
-    let mut owners = Vec::new();
-    let mut wallets = Vec::new();
-    for i in 0..WALLETS {
-        let who = Actor::user(UserId::new(i64::try_from(i).unwrap() + 1).unwrap());
-        let w = ledger
-            .open_wallet(
-                &who,
-                OpenWalletRequest::new(who.user, WalletKind::Personal, "USD"),
-            )
-            .await
-            .unwrap();
-        ledger
-            .deposit(
-                &who,
-                DepositRequest::new(w.id, d("100.00"), format!("fund-{i}")),
-            )
-            .await
-            .unwrap();
-        owners.push(who);
-        wallets.push(w.id);
-    }
+    let funded = common::funded_wallets(&ledger, i64::try_from(WALLETS).unwrap(), "100.00").await;
+    let (owners, wallets): (Vec<Actor>, Vec<WalletId>) = funded.into_iter().unzip();
 
     let mut tasks = Vec::new();
     for t in 0..TASKS {

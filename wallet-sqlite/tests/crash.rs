@@ -7,27 +7,21 @@
 //! its key. It repeats this 25 times on the same file.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)] // tests
 
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rand::{RngExt, SeedableRng};
-use wallet_core::testkit::d;
-use wallet_core::{
-    Actor, Config, DepositRequest, Ledger, OpenWalletRequest, Role, TransactionRef,
-    TransferRequest, UserId, WalletKind,
-};
+use wallet_core::{Actor, Config, Ledger, Role, TransactionRef, TransferRequest, UserId};
 use wallet_sqlite::{Options, SqliteStore};
 
 const DB_ENV: &str = "WALLET_CRASH_DB";
 const RUN_ENV: &str = "WALLET_CRASH_RUN";
 const WALLETS: i64 = 20;
 const KILLS: u64 = 25;
-
-fn owner(i: i64) -> Actor {
-    Actor::user(UserId::new(i + 1).unwrap())
-}
 
 /// The child: opens (or creates) the ledger and transfers until killed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -41,33 +35,12 @@ async fn crash_child() {
     )
     .await
     .unwrap();
-    let mut ids = Vec::new();
-    for i in 0..WALLETS {
-        let who = owner(i);
-        let existing = ledger.wallets_of(&who, who.user).await.unwrap();
-        let w = match existing.into_iter().next() {
-            Some(w) => w,
-            None => {
-                let w = ledger
-                    .open_wallet(
-                        &who,
-                        OpenWalletRequest::new(who.user, WalletKind::Personal, "USD"),
-                    )
-                    .await
-                    .unwrap();
-                // A fixed key: if a kill interrupted funding before, this replays.
-                ledger
-                    .deposit(
-                        &who,
-                        DepositRequest::new(w.id, d("1000"), format!("fund-{i}")),
-                    )
-                    .await
-                    .unwrap();
-                w
-            }
-        };
-        ids.push(w.id);
-    }
+    // Every run after the first finds the wallets and replays their funding.
+    let ids: Vec<_> = common::funded_wallets(&ledger, WALLETS, "1000")
+        .await
+        .into_iter()
+        .map(|(_, id)| id)
+        .collect();
     println!("READY");
     std::io::stdout().flush().unwrap();
     let ledger = std::sync::Arc::new(ledger);
@@ -82,7 +55,7 @@ async fn crash_child() {
                 let to = (from + rng.random_range(1..ids.len())) % ids.len();
                 let key = format!("r{run}-t{t}-{i}");
                 let amount = wallet_core::Decimal::new(rng.random_range(1..500), 2);
-                let owner = owner(i64::try_from(from).unwrap());
+                let owner = common::user(i64::try_from(from).unwrap() + 1);
                 let req = TransferRequest::new(ids[from], ids[to], amount, key.clone());
                 if let Ok(r) = ledger.transfer(&owner, req).await {
                     // One write of a whole line: atomic on a pipe, so the parent never reads half.

@@ -1,6 +1,8 @@
 //! The SQLite store's own behaviour: options, files, the write-ahead log, full disks.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
+mod common;
+
 use std::sync::Arc;
 
 use wallet_core::testkit::d;
@@ -14,9 +16,7 @@ fn admin() -> Actor {
     Actor::new(UserId::new(999).unwrap(), Role::Admin)
 }
 
-fn user(n: i64) -> Actor {
-    Actor::user(UserId::new(n).unwrap())
-}
+use common::user;
 
 #[test]
 fn invalid_options_are_typed_errors() {
@@ -158,23 +158,7 @@ async fn write_ahead_log_stays_bounded_under_sustained_load() {
     };
     let store = SqliteStore::open(&path, options).unwrap();
     let ledger = Arc::new(Ledger::new(store, Config::default()).await.unwrap());
-    let mut wallets = Vec::new();
-    for i in 1..=50 {
-        let who = user(i);
-        let w = ledger
-            .open_wallet(
-                &who,
-                OpenWalletRequest::new(who.user, WalletKind::Personal, "USD"),
-            )
-            .await
-            .unwrap();
-        ledger
-            .deposit(&who, DepositRequest::new(w.id, d("1000"), format!("f{i}")))
-            .await
-            .unwrap();
-        wallets.push((who, w.id));
-    }
-    let wallets = Arc::new(wallets);
+    let wallets = Arc::new(common::funded_wallets(&ledger, 50, "1000").await);
     let mut largest_wal = 0u64;
     let mut tasks = Vec::new();
     for t in 0..16usize {
