@@ -123,8 +123,99 @@ pub enum Error {
         /// What was wrong with it.
         reason: String,
     },
+    /// A username outside the allowed length or character set.
+    #[error("invalid username: {reason}")]
+    InvalidUsername {
+        /// What was wrong with it.
+        reason: &'static str,
+    },
+    /// A malformed e-mail address.
+    #[error("invalid e-mail address: {reason}")]
+    InvalidEmail {
+        /// What was wrong with it.
+        reason: &'static str,
+    },
+    /// A phone number that is not in E.164 form (`+` and up to 15 digits).
+    #[error("invalid phone number: {reason}")]
+    InvalidPhone {
+        /// What was wrong with it.
+        reason: &'static str,
+    },
+    /// A full name or national id that is empty, too long or has forbidden characters.
+    #[error("invalid {field}: {reason}")]
+    InvalidPersonalData {
+        /// Which field.
+        field: &'static str,
+        /// What was wrong with it.
+        reason: &'static str,
+    },
+    /// A password that the password policy rejects.
+    #[error("password rejected: {reason}")]
+    WeakPassword {
+        /// Which rule it broke.
+        reason: &'static str,
+    },
+    /// Payment-method input that is malformed (provider, token, display data, expiry).
+    #[error("invalid payment method: {reason}")]
+    InvalidPaymentMethod {
+        /// What was wrong with it.
+        reason: &'static str,
+    },
+    /// The input contains what looks like a full card number. Card numbers are never accepted
+    /// or stored: send the payment provider's token and the last four digits instead.
+    #[error("a full card number is not accepted; send the provider's token instead")]
+    CardNumberRejected,
+    /// The card's expiry date has passed.
+    #[error("the card has expired")]
+    CardExpired,
+
+    // ----- authentication --------------------------------------------------------------------
+    /// Unknown user or wrong password (deliberately the same error for both).
+    #[error("invalid username or password")]
+    InvalidCredentials,
+    /// A session token that is malformed, forged, expired, not yet valid, for another audience
+    /// or issuer, or revoked.
+    #[error("invalid session token: {reason}")]
+    InvalidToken {
+        /// Why it was refused.
+        reason: &'static str,
+    },
+    /// The user is deactivated: they cannot log in and their sessions are revoked.
+    #[error("user is inactive")]
+    UserInactive,
+    /// Too many requests (or failed logins) for this key; try again later.
+    #[error("too many attempts; retry in {retry_after_ms} ms")]
+    RateLimited {
+        /// How long to wait before the next attempt can succeed, in milliseconds.
+        retry_after_ms: u64,
+    },
+
 
     // ----- state and rules -------------------------------------------------------------------
+    /// No user with that id, username or e-mail (or not visible to the caller).
+    #[error("user not found")]
+    UserNotFound,
+    /// The username or e-mail is already registered.
+    #[error("{field} is already taken")]
+    UserExists {
+        /// `"username"` or `"email"`.
+        field: &'static str,
+    },
+    /// A SUPERUSER already exists, so bootstrapping is closed.
+    #[error("the system is already bootstrapped")]
+    AlreadyBootstrapped,
+    /// The change would leave no active SUPERUSER.
+    #[error("the last active superuser cannot be demoted, deactivated or deleted")]
+    LastSuperuser,
+    /// The user's KYC status does not allow this operation.
+    #[error("identity verification (KYC) is required for this operation")]
+    KycRequired,
+    /// A KYC decision for a user whose status is not PENDING.
+    #[error("KYC status can change only from PENDING")]
+    KycAlreadyDecided,
+    /// No payment method with that id (or not visible to the caller).
+    #[error("payment method not found")]
+    PaymentMethodNotFound,
     /// No wallet with that id or number (or not visible to the caller).
     #[error("wallet not found")]
     WalletNotFound,
@@ -257,6 +348,25 @@ impl Error {
             Error::InvalidCursor => "invalid_cursor",
             Error::InvalidQuery { .. } => "invalid_query",
             Error::InvalidConfig { .. } => "invalid_config",
+            Error::InvalidUsername { .. } => "invalid_username",
+            Error::InvalidEmail { .. } => "invalid_email",
+            Error::InvalidPhone { .. } => "invalid_phone",
+            Error::InvalidPersonalData { .. } => "invalid_personal_data",
+            Error::WeakPassword { .. } => "weak_password",
+            Error::InvalidPaymentMethod { .. } => "invalid_payment_method",
+            Error::CardNumberRejected => "card_number_rejected",
+            Error::CardExpired => "card_expired",
+            Error::InvalidCredentials => "invalid_credentials",
+            Error::InvalidToken { .. } => "invalid_token",
+            Error::UserInactive => "user_inactive",
+            Error::RateLimited { .. } => "rate_limited",
+            Error::UserNotFound => "user_not_found",
+            Error::UserExists { .. } => "user_exists",
+            Error::AlreadyBootstrapped => "already_bootstrapped",
+            Error::LastSuperuser => "last_superuser",
+            Error::KycRequired => "kyc_required",
+            Error::KycAlreadyDecided => "kyc_already_decided",
+            Error::PaymentMethodNotFound => "payment_method_not_found",
             Error::WalletNotFound => "wallet_not_found",
             Error::TransactionNotFound => "transaction_not_found",
             Error::WalletExists { .. } => "wallet_exists",
@@ -300,10 +410,29 @@ impl Error {
             | Error::InvalidId
             | Error::InvalidCursor
             | Error::InvalidQuery { .. }
-            | Error::InvalidConfig { .. } => ErrorKind::InvalidInput,
-            Error::WalletNotFound | Error::TransactionNotFound => ErrorKind::NotFound,
-            Error::Forbidden => ErrorKind::Forbidden,
-            Error::WalletExists { .. } | Error::IdempotencyConflict => ErrorKind::Conflict,
+            | Error::InvalidConfig { .. }
+            | Error::InvalidUsername { .. }
+            | Error::InvalidEmail { .. }
+            | Error::InvalidPhone { .. }
+            | Error::InvalidPersonalData { .. }
+            | Error::WeakPassword { .. }
+            | Error::InvalidPaymentMethod { .. }
+            | Error::CardNumberRejected => ErrorKind::InvalidInput,
+            Error::InvalidCredentials | Error::InvalidToken { .. } | Error::UserInactive => {
+                ErrorKind::Unauthenticated
+            }
+            Error::RateLimited { .. } => ErrorKind::Throttled,
+            Error::WalletNotFound
+            | Error::TransactionNotFound
+            | Error::UserNotFound
+            | Error::PaymentMethodNotFound => ErrorKind::NotFound,
+            Error::Forbidden | Error::KycRequired => ErrorKind::Forbidden,
+            Error::WalletExists { .. }
+            | Error::IdempotencyConflict
+            | Error::UserExists { .. }
+            | Error::AlreadyBootstrapped
+            | Error::KycAlreadyDecided => ErrorKind::Conflict,
+            Error::CardExpired | Error::LastSuperuser => ErrorKind::Rejected,
             Error::CurrencyMismatch { .. }
             | Error::WalletInactive { .. }
             | Error::WalletFrozen { .. }
@@ -359,8 +488,12 @@ pub enum ErrorKind {
     InvalidInput,
     /// The object does not exist (HTTP 404).
     NotFound,
+    /// The caller could not be authenticated (HTTP 401).
+    Unauthenticated,
     /// The caller may not do this (HTTP 403).
     Forbidden,
+    /// Too many requests; retry later (HTTP 429).
+    Throttled,
     /// The request conflicts with existing state (HTTP 409).
     Conflict,
     /// A business rule rejected the request (HTTP 422).
@@ -516,6 +649,125 @@ mod tests {
                 "invalid_config",
                 ErrorKind::InvalidInput,
                 "invalid configuration: x",
+            ),
+            (
+                Error::InvalidUsername { reason: "r" },
+                "invalid_username",
+                ErrorKind::InvalidInput,
+                "invalid username: r",
+            ),
+            (
+                Error::InvalidEmail { reason: "r" },
+                "invalid_email",
+                ErrorKind::InvalidInput,
+                "invalid e-mail address: r",
+            ),
+            (
+                Error::InvalidPhone { reason: "r" },
+                "invalid_phone",
+                ErrorKind::InvalidInput,
+                "invalid phone number: r",
+            ),
+            (
+                Error::InvalidPersonalData {
+                    field: "full name",
+                    reason: "r",
+                },
+                "invalid_personal_data",
+                ErrorKind::InvalidInput,
+                "invalid full name: r",
+            ),
+            (
+                Error::WeakPassword { reason: "r" },
+                "weak_password",
+                ErrorKind::InvalidInput,
+                "password rejected: r",
+            ),
+            (
+                Error::InvalidPaymentMethod { reason: "r" },
+                "invalid_payment_method",
+                ErrorKind::InvalidInput,
+                "invalid payment method: r",
+            ),
+            (
+                Error::CardNumberRejected,
+                "card_number_rejected",
+                ErrorKind::InvalidInput,
+                "a full card number is not accepted; send the provider's token instead",
+            ),
+            (
+                Error::CardExpired,
+                "card_expired",
+                ErrorKind::Rejected,
+                "the card has expired",
+            ),
+            (
+                Error::InvalidCredentials,
+                "invalid_credentials",
+                ErrorKind::Unauthenticated,
+                "invalid username or password",
+            ),
+            (
+                Error::InvalidToken { reason: "expired" },
+                "invalid_token",
+                ErrorKind::Unauthenticated,
+                "invalid session token: expired",
+            ),
+            (
+                Error::UserInactive,
+                "user_inactive",
+                ErrorKind::Unauthenticated,
+                "user is inactive",
+            ),
+            (
+                Error::RateLimited {
+                    retry_after_ms: 1500,
+                },
+                "rate_limited",
+                ErrorKind::Throttled,
+                "too many attempts; retry in 1500 ms",
+            ),
+            (
+                Error::UserNotFound,
+                "user_not_found",
+                ErrorKind::NotFound,
+                "user not found",
+            ),
+            (
+                Error::UserExists { field: "email" },
+                "user_exists",
+                ErrorKind::Conflict,
+                "email is already taken",
+            ),
+            (
+                Error::AlreadyBootstrapped,
+                "already_bootstrapped",
+                ErrorKind::Conflict,
+                "the system is already bootstrapped",
+            ),
+            (
+                Error::LastSuperuser,
+                "last_superuser",
+                ErrorKind::Rejected,
+                "the last active superuser cannot be demoted, deactivated or deleted",
+            ),
+            (
+                Error::KycRequired,
+                "kyc_required",
+                ErrorKind::Forbidden,
+                "identity verification (KYC) is required for this operation",
+            ),
+            (
+                Error::KycAlreadyDecided,
+                "kyc_already_decided",
+                ErrorKind::Conflict,
+                "KYC status can change only from PENDING",
+            ),
+            (
+                Error::PaymentMethodNotFound,
+                "payment_method_not_found",
+                ErrorKind::NotFound,
+                "payment method not found",
             ),
             (
                 Error::WalletNotFound,

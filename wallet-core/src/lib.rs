@@ -2,6 +2,7 @@
 #![warn(missing_docs)]
 
 pub mod actor;
+pub mod auth;
 pub mod command;
 pub mod config;
 pub mod currency;
@@ -12,6 +13,7 @@ pub mod ids;
 mod iso4217;
 pub mod ledger;
 pub mod money;
+pub mod payment_method;
 pub mod store;
 pub mod text;
 pub mod time;

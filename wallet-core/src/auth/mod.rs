@@ -1,0 +1,1 @@
+//! Authentication: passwords, session tokens and rate limiting. Pure computation, no I/O.
