@@ -88,15 +88,78 @@ pub enum Action {
     },
     /// Check the whole ledger.
     Verify,
+    /// Read a user's profile.
+    ReadUser {
+        /// The user read.
+        target: UserId,
+    },
+    /// Change a user's profile (name, e-mail, phone, national id).
+    UpdateProfile {
+        /// The user changed.
+        target: UserId,
+    },
+    /// Change a user's password (the current password is checked by the service).
+    ChangePassword {
+        /// Whose password.
+        target: UserId,
+    },
+    /// End every session of a user (logout everywhere).
+    RevokeSessions {
+        /// Whose sessions.
+        target: UserId,
+    },
+    /// Change a user's role.
+    SetRole {
+        /// The user changed.
+        target: UserId,
+    },
+    /// Deactivate or reactivate a user.
+    SetUserActive {
+        /// The user changed.
+        target: UserId,
+        /// Their current role.
+        target_role: Role,
+    },
+    /// Record a KYC decision.
+    ReviewKyc {
+        /// The user reviewed.
+        target: UserId,
+    },
+    /// Delete a user (erase personal data, close wallets).
+    DeleteUser {
+        /// The user deleted.
+        target: UserId,
+    },
+    /// Admin views: dashboard, lists of users, wallets and transactions, the audit log.
+    AdminRead,
+    /// Add, change the default of, or (de)activate one's payment methods.
+    ManagePaymentMethod {
+        /// The method's owner.
+        owner: UserId,
+    },
+    /// Read a user's payment methods.
+    ReadPaymentMethods {
+        /// The methods' owner.
+        owner: UserId,
+    },
+    /// Mark a payment method verified, or block it.
+    ReviewPaymentMethod,
+    /// Delete a payment method.
+    DeletePaymentMethod,
 }
 
 /// Decides whether `actor` may perform `action`. Every service operation goes through here.
 ///
-/// - A USER acts only on their own wallets and transactions.
-/// - ADMIN and SUPERUSER read everything (wallets, history, transactions, verification).
-/// - Only SUPERUSER changes a wallet's status or opens wallets for other users.
-/// - Nobody moves money out of a wallet they do not own.
+/// - A USER acts only on their own user record, wallets, transactions and payment methods.
+/// - ADMIN and SUPERUSER read everything (users, wallets, history, transactions, payment
+///   methods, admin views, verification), review KYC and payment methods, and (de)activate
+///   users; an ADMIN may (de)activate only USERs.
+/// - Only SUPERUSER changes roles, changes a wallet's status, opens wallets for other users,
+///   deletes payment methods and deletes users.
+/// - Nobody changes their own role, active flag or KYC status, or deletes themselves.
+/// - Nobody moves money out of a wallet they do not own; nobody changes another's password.
 pub fn authorize(actor: &Actor, action: Action) -> Result<()> {
+    let not_self = |target: UserId| target != actor.user;
     let allowed = match action {
         Action::OpenWallet { owner } => owner == actor.user || actor.is_superuser(),
         Action::ReadWallet { owner } => actor.owns(owner) || actor.is_admin(),
@@ -104,7 +167,25 @@ pub fn authorize(actor: &Actor, action: Action) -> Result<()> {
         Action::SetWalletStatus => actor.is_superuser(),
         Action::MoveMoney { owner } => actor.owns(owner),
         Action::ReadTransaction { party } => party || actor.is_admin(),
-        Action::Verify => actor.is_admin(),
+        Action::Verify | Action::AdminRead | Action::ReviewPaymentMethod => actor.is_admin(),
+        Action::ReadUser { target }
+        | Action::UpdateProfile { target }
+        | Action::RevokeSessions { target } => target == actor.user || actor.is_admin(),
+        Action::ChangePassword { target } => target == actor.user,
+        Action::SetRole { target } | Action::DeleteUser { target } => {
+            actor.is_superuser() && not_self(target)
+        }
+        Action::SetUserActive {
+            target,
+            target_role,
+        } => {
+            not_self(target)
+                && (actor.is_superuser() || (actor.is_admin() && target_role == Role::User))
+        }
+        Action::ReviewKyc { target } => actor.is_admin() && not_self(target),
+        Action::ManagePaymentMethod { owner } => owner == actor.user,
+        Action::ReadPaymentMethods { owner } => owner == actor.user || actor.is_admin(),
+        Action::DeletePaymentMethod => actor.is_superuser(),
     };
     if allowed {
         Ok(())
@@ -119,6 +200,33 @@ mod tests {
 
     fn uid(n: i64) -> UserId {
         UserId::new(n).unwrap()
+    }
+
+    /// The variant's name. The match has no wildcard, so adding an action without adding it
+    /// here (and so to the matrix, which must cover every name) does not compile.
+    fn variant(action: &Action) -> &'static str {
+        match action {
+            Action::OpenWallet { .. } => "OpenWallet",
+            Action::ReadWallet { .. } => "ReadWallet",
+            Action::ListWallets { .. } => "ListWallets",
+            Action::SetWalletStatus => "SetWalletStatus",
+            Action::MoveMoney { .. } => "MoveMoney",
+            Action::ReadTransaction { .. } => "ReadTransaction",
+            Action::Verify => "Verify",
+            Action::ReadUser { .. } => "ReadUser",
+            Action::UpdateProfile { .. } => "UpdateProfile",
+            Action::ChangePassword { .. } => "ChangePassword",
+            Action::RevokeSessions { .. } => "RevokeSessions",
+            Action::SetRole { .. } => "SetRole",
+            Action::SetUserActive { .. } => "SetUserActive",
+            Action::ReviewKyc { .. } => "ReviewKyc",
+            Action::DeleteUser { .. } => "DeleteUser",
+            Action::AdminRead => "AdminRead",
+            Action::ManagePaymentMethod { .. } => "ManagePaymentMethod",
+            Action::ReadPaymentMethods { .. } => "ReadPaymentMethods",
+            Action::ReviewPaymentMethod => "ReviewPaymentMethod",
+            Action::DeletePaymentMethod => "DeletePaymentMethod",
+        }
     }
 
     /// Every role against every action, as owner and as stranger.
@@ -151,7 +259,73 @@ mod tests {
                 [false, true, true],
             ),
             (Action::Verify, [false, true, true]),
+            (Action::AdminRead, [false, true, true]),
+            (Action::ReadUser { target: me }, [true, true, true]),
+            (Action::ReadUser { target: other }, [false, true, true]),
+            (Action::UpdateProfile { target: me }, [true, true, true]),
+            (Action::UpdateProfile { target: other }, [false, true, true]),
+            (Action::ChangePassword { target: me }, [true, true, true]),
+            (
+                Action::ChangePassword { target: other },
+                [false, false, false],
+            ),
+            (Action::RevokeSessions { target: me }, [true, true, true]),
+            (
+                Action::RevokeSessions { target: other },
+                [false, true, true],
+            ),
+            (Action::SetRole { target: me }, [false, false, false]),
+            (Action::SetRole { target: other }, [false, false, true]),
+            (
+                Action::SetUserActive {
+                    target: me,
+                    target_role: Role::User,
+                },
+                [false, false, false],
+            ),
+            (
+                Action::SetUserActive {
+                    target: other,
+                    target_role: Role::User,
+                },
+                [false, true, true],
+            ),
+            (
+                Action::SetUserActive {
+                    target: other,
+                    target_role: Role::Admin,
+                },
+                [false, false, true],
+            ),
+            (
+                Action::SetUserActive {
+                    target: other,
+                    target_role: Role::Superuser,
+                },
+                [false, false, true],
+            ),
+            (Action::ReviewKyc { target: me }, [false, false, false]),
+            (Action::ReviewKyc { target: other }, [false, true, true]),
+            (Action::DeleteUser { target: me }, [false, false, false]),
+            (Action::DeleteUser { target: other }, [false, false, true]),
+            (
+                Action::ManagePaymentMethod { owner: me },
+                [true, true, true],
+            ),
+            (
+                Action::ManagePaymentMethod { owner: other },
+                [false, false, false],
+            ),
+            (Action::ReadPaymentMethods { owner: me }, [true, true, true]),
+            (
+                Action::ReadPaymentMethods { owner: other },
+                [false, true, true],
+            ),
+            (Action::ReviewPaymentMethod, [false, true, true]),
+            (Action::DeletePaymentMethod, [false, false, true]),
         ];
+        let covered: std::collections::HashSet<_> = table.iter().map(|(a, _)| variant(a)).collect();
+        assert_eq!(covered.len(), 20, "every action is in the matrix");
         for (action, expected) in table {
             for (role, allowed) in Role::ALL.iter().zip(expected) {
                 let got = authorize(&Actor::new(me, *role), *action);

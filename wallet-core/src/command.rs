@@ -9,10 +9,14 @@ use std::sync::Arc;
 use rust_decimal::Decimal;
 use sha2::{Digest, Sha256};
 
-use crate::actor::Actor;
+use crate::actor::{Actor, Role};
+use crate::audit::{AuditAction, AuditNote};
+use crate::auth::PasswordHash;
 use crate::config::Config;
 use crate::currency::{Currency, CurrencyCode};
-use crate::ids::{UserId, WalletId};
+use crate::identity::{Email, FullName, KycReason, KycStatus, NationalId, PhoneNumber, Profile};
+use crate::ids::{UserId, WalletId, WalletNumber};
+use crate::payment_method::{PaymentMethodId, PaymentMethodStatus, ValidPaymentMethod};
 use crate::text::{Description, IdempotencyKey, Metadata};
 use crate::time::Timestamp;
 use crate::wallet::{SystemAccount, WalletKind, WalletStatus};
@@ -20,8 +24,10 @@ use crate::wallet::{SystemAccount, WalletKind, WalletStatus};
 /// One write command: who, when, under which rules, and what.
 #[derive(Debug, Clone)]
 pub struct Command {
-    /// Who is acting.
-    pub actor: Actor,
+    /// Who is acting: `None` for an anonymous caller (registration, bootstrap, the audit
+    /// record of a failed login). The store loads the actor's user record, and the decision
+    /// uses its current role and refuses an inactive or deleted actor.
+    pub actor: Option<Actor>,
     /// When the command was issued (the store may move it forward, never back).
     pub now: Timestamp,
     /// The rules in force.
@@ -40,6 +46,123 @@ pub enum Op {
     SetWalletStatus(SetWalletStatus),
     /// Move money.
     Move(Move),
+    /// Create a user.
+    Register(Register),
+    /// Change a user.
+    UpdateUser(UpdateUser),
+    /// Record a security event in the audit log (nothing else changes).
+    Audit(AuditRecord),
+    /// Add or change a payment method.
+    PaymentMethod(PaymentMethodOp),
+}
+
+/// Most payment methods one user may hold.
+pub const PAYMENT_METHODS_PER_USER_MAX: usize = 20;
+
+/// Operations on payment methods.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PaymentMethodOp {
+    /// Add a method for `owner` (their first one becomes the default).
+    Add {
+        /// The owner.
+        owner: UserId,
+        /// The validated method.
+        method: ValidPaymentMethod,
+    },
+    /// Make a method its owner's default.
+    SetDefault(PaymentMethodId),
+    /// Change a method's status (into or out of BLOCKED: ADMIN+).
+    SetStatus(PaymentMethodId, PaymentMethodStatus),
+    /// Mark a method verified (ADMIN+).
+    Verify(PaymentMethodId),
+    /// Delete a method (SUPERUSER).
+    Delete(PaymentMethodId),
+}
+
+impl PaymentMethodOp {
+    /// The method an operation changes, if it names one.
+    pub fn target(&self) -> Option<PaymentMethodId> {
+        match self {
+            PaymentMethodOp::Add { .. } => None,
+            PaymentMethodOp::SetDefault(id)
+            | PaymentMethodOp::SetStatus(id, _)
+            | PaymentMethodOp::Verify(id)
+            | PaymentMethodOp::Delete(id) => Some(*id),
+        }
+    }
+}
+
+/// Create a user: a customer (USER, KYC PENDING), or with `bootstrap` the first SUPERUSER,
+/// which only works while no active SUPERUSER exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Register {
+    /// Personal data.
+    pub profile: Profile,
+    /// The password hash (the service hashes outside the store).
+    pub password: PasswordHash,
+    /// Create the first SUPERUSER.
+    pub bootstrap: bool,
+}
+
+/// Change one thing about a user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpdateUser {
+    /// The user changed.
+    pub user: UserId,
+    /// The change.
+    pub change: UserChange,
+}
+
+/// The changes a user record can undergo.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserChange {
+    /// New profile values (each `Some` field replaces the old one).
+    Profile(ProfileChange),
+    /// A new password hash. `revoke` ends every session (a password change); without it the
+    /// hash is only upgraded to the current parameters after a successful login.
+    Password {
+        /// The new hash.
+        hash: PasswordHash,
+        /// End every outstanding session.
+        revoke: bool,
+    },
+    /// End every outstanding session (logout everywhere).
+    RevokeSessions,
+    /// A new role (ends the user's sessions).
+    Role(Role),
+    /// Deactivate (ends the user's sessions) or reactivate.
+    Active(bool),
+    /// A KYC decision.
+    Kyc {
+        /// VERIFIED, REJECTED, or PENDING to reopen a rejected review.
+        status: KycStatus,
+        /// Why.
+        reason: KycReason,
+    },
+    /// Delete: close the (empty) wallets, erase personal data, keep the ledger.
+    Delete,
+}
+
+/// Profile fields to replace. The username never changes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProfileChange {
+    /// New e-mail address (must be free).
+    pub email: Option<Email>,
+    /// New full name.
+    pub full_name: Option<FullName>,
+    /// New phone number.
+    pub phone: Option<PhoneNumber>,
+    /// New national id: `Some(None)` removes it.
+    pub national_id: Option<Option<NationalId>>,
+}
+
+/// An audit record to append, with the outcome of what it records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    /// What happened.
+    pub note: AuditNote,
+    /// `ok` or an error code.
+    pub outcome: &'static str,
 }
 
 /// Open a wallet for `owner`.
@@ -156,20 +279,79 @@ pub struct Needs {
     pub slot: Option<(UserId, WalletKind, CurrencyCode)>,
     /// For opening a wallet: the exponent the store recorded for this currency, if any.
     pub currency: Option<CurrencyCode>,
+    /// The acting user's record.
+    pub actor: Option<UserId>,
+    /// The record of the user a command is about (the owner of a new wallet, the user changed).
+    pub user: Option<UserId>,
+    /// Which users already hold this username and this e-mail address.
+    pub logins: Option<(Option<crate::identity::Username>, Option<Email>)>,
+    /// The number of active SUPERUSERs.
+    pub superusers: bool,
+    /// Every wallet of this owner (to delete the owner).
+    pub owner_wallets: Option<UserId>,
+    /// A payment method.
+    pub payment_method: Option<PaymentMethodId>,
+    /// Every payment method of this owner.
+    pub methods_of: Option<UserId>,
 }
 
 impl Command {
     /// What the store must load to decide this command.
     pub fn needs(&self) -> Needs {
+        let actor = self.actor.map(|a| a.user);
+        let needs = Needs {
+            actor,
+            ..Needs::default()
+        };
         match &self.op {
             Op::OpenWallet(o) => Needs {
                 slot: Some((o.owner, o.kind, o.currency.code())),
                 currency: Some(o.currency.code()),
-                ..Needs::default()
+                user: Some(o.owner),
+                ..needs
             },
             Op::SetWalletStatus(s) => Needs {
                 wallets: vec![s.wallet],
-                ..Needs::default()
+                ..needs
+            },
+            Op::Register(r) => Needs {
+                logins: Some((
+                    Some(r.profile.username.clone()),
+                    Some(r.profile.email.clone()),
+                )),
+                superusers: r.bootstrap,
+                ..needs
+            },
+            Op::UpdateUser(u) => {
+                let mut n = Needs {
+                    user: Some(u.user),
+                    ..needs
+                };
+                match &u.change {
+                    UserChange::Profile(p) => n.logins = p.email.clone().map(|e| (None, Some(e))),
+                    UserChange::Role(_) | UserChange::Active(_) => n.superusers = true,
+                    UserChange::Delete => {
+                        n.superusers = true;
+                        n.owner_wallets = Some(u.user);
+                    }
+                    UserChange::Password { .. }
+                    | UserChange::RevokeSessions
+                    | UserChange::Kyc { .. } => {}
+                }
+                n
+            }
+            Op::Audit(_) => needs,
+            Op::PaymentMethod(op) => Needs {
+                payment_method: op.target(),
+                methods_of: match op {
+                    PaymentMethodOp::Add { owner, .. } => Some(*owner),
+                    _ => None,
+                },
+                user: match op {
+                    PaymentMethodOp::Add { owner, .. } => Some(*owner),
+                    _ => None,
+                },
+                ..needs
             },
             Op::Move(m) => {
                 let (wallets, system) = match m.flow {
@@ -181,8 +363,69 @@ impl Command {
                 Needs {
                     wallets,
                     system,
-                    idempotency: Some((self.actor.user, m.idempotency_key.clone())),
-                    ..Needs::default()
+                    idempotency: actor.map(|a| (a, m.idempotency_key.clone())),
+                    ..needs
+                }
+            }
+        }
+    }
+
+    /// The audit record this command leaves, whatever its outcome (`None`: not an admin or
+    /// security action). Backends write it in the same transaction as the command's effects,
+    /// or alone, with the error code as outcome, when the command is refused.
+    pub fn audit(&self) -> Option<AuditNote> {
+        let user_note = |action, user| AuditNote::new(action, AuditNote::user_target(user));
+        match &self.op {
+            Op::OpenWallet(_) | Op::Move(_) => None,
+            Op::SetWalletStatus(s) => Some(
+                AuditNote::new(
+                    AuditAction::SetWalletStatus,
+                    Some(format!("wallet:{}", WalletNumber::of(s.wallet))),
+                )
+                .with_detail(s.status.as_str()),
+            ),
+            Op::Register(r) => Some(AuditNote::new(
+                if r.bootstrap {
+                    AuditAction::Bootstrap
+                } else {
+                    AuditAction::Register
+                },
+                Some(format!("username:{}", r.profile.username)),
+            )),
+            Op::UpdateUser(u) => Some(match &u.change {
+                UserChange::Profile(_) => user_note(AuditAction::UpdateProfile, u.user),
+                UserChange::Password { revoke: true, .. } => {
+                    user_note(AuditAction::ChangePassword, u.user)
+                }
+                // A hash upgrade after a login is bookkeeping, recorded by the login itself.
+                UserChange::Password { revoke: false, .. } => return None,
+                UserChange::RevokeSessions => user_note(AuditAction::RevokeSessions, u.user),
+                UserChange::Role(role) => {
+                    user_note(AuditAction::SetRole, u.user).with_detail(role.as_str())
+                }
+                UserChange::Active(active) => user_note(AuditAction::SetUserActive, u.user)
+                    .with_detail(if *active { "active" } else { "inactive" }),
+                UserChange::Kyc { status, .. } => {
+                    user_note(AuditAction::ReviewKyc, u.user).with_detail(status.as_str())
+                }
+                UserChange::Delete => user_note(AuditAction::DeleteUser, u.user),
+            }),
+            Op::Audit(a) => Some(a.note.clone()),
+            Op::PaymentMethod(op) => {
+                let target = op.target().map(|id| format!("payment_method:{id}"));
+                match op {
+                    PaymentMethodOp::Verify(_) => Some(
+                        AuditNote::new(AuditAction::ReviewPaymentMethod, target)
+                            .with_detail("verified"),
+                    ),
+                    PaymentMethodOp::SetStatus(_, status) => Some(
+                        AuditNote::new(AuditAction::ReviewPaymentMethod, target)
+                            .with_detail(status.as_str()),
+                    ),
+                    PaymentMethodOp::Delete(_) => {
+                        Some(AuditNote::new(AuditAction::DeletePaymentMethod, target))
+                    }
+                    PaymentMethodOp::Add { .. } | PaymentMethodOp::SetDefault(_) => None,
                 }
             }
         }

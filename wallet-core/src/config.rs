@@ -7,6 +7,7 @@ use rust_decimal::prelude::ToPrimitive;
 
 use crate::currency::{Currency, CurrencyCode, CurrencyRegistry};
 use crate::error::{Error, Result};
+use crate::identity::KycPolicy;
 use crate::money::Money;
 
 /// Most currencies with their own amount bounds.
@@ -81,6 +82,7 @@ pub struct Config {
     currencies: CurrencyRegistry,
     amount_bounds: AmountBounds,
     amount_bounds_by_currency: BTreeMap<CurrencyCode, AmountBounds>,
+    kyc: KycPolicy,
 }
 
 impl Config {
@@ -118,6 +120,17 @@ impl Config {
         self.amount_bounds_by_currency
             .insert(currency.code(), bounds);
         Ok(self)
+    }
+
+    /// Sets what users whose KYC status is not VERIFIED may do.
+    pub fn with_kyc_policy(mut self, policy: KycPolicy) -> Self {
+        self.kyc = policy;
+        self
+    }
+
+    /// What users whose KYC status is not VERIFIED may do.
+    pub fn kyc_policy(&self) -> KycPolicy {
+        self.kyc
     }
 
     /// The currency registry.

@@ -190,7 +190,6 @@ pub enum Error {
         retry_after_ms: u64,
     },
 
-
     // ----- state and rules -------------------------------------------------------------------
     /// No user with that id, username or e-mail (or not visible to the caller).
     #[error("user not found")]

@@ -126,9 +126,10 @@ move_request!(
 ///
 /// Cheap to clone; share one per store.
 pub struct Ledger<S> {
-    store: S,
-    config: Arc<Config>,
-    clock: Arc<dyn Clock>,
+    pub(crate) store: S,
+    pub(crate) config: Arc<Config>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) auth: Arc<crate::users::AuthState>,
 }
 
 impl<S> std::fmt::Debug for Ledger<S> {
@@ -145,6 +146,7 @@ impl<S: Clone> Clone for Ledger<S> {
             store: self.store.clone(),
             config: Arc::clone(&self.config),
             clock: Arc::clone(&self.clock),
+            auth: Arc::clone(&self.auth),
         }
     }
 }
@@ -178,6 +180,10 @@ impl<S: Store> Ledger<S> {
             store,
             config: Arc::new(config),
             clock: Arc::new(clock),
+            auth: Arc::new(crate::users::AuthState::new(
+                crate::users::AuthConfig::default(),
+                None,
+            )?),
         })
     }
 
@@ -191,9 +197,9 @@ impl<S: Store> Ledger<S> {
         &self.config
     }
 
-    async fn execute(&self, actor: &Actor, op: Op) -> Result<Outcome> {
+    pub(crate) async fn execute(&self, actor: Option<&Actor>, op: Op) -> Result<Outcome> {
         let command = Command {
-            actor: *actor,
+            actor: actor.copied(),
             now: self.clock.now(),
             config: Arc::clone(&self.config),
             op,
@@ -202,9 +208,9 @@ impl<S: Store> Ledger<S> {
     }
 
     async fn execute_wallet(&self, actor: &Actor, op: Op) -> Result<Wallet> {
-        match self.execute(actor, op).await? {
+        match self.execute(Some(actor), op).await? {
             Outcome::Wallet(w) => Ok(w.to_wallet()),
-            Outcome::Receipt(_) => Err(Error::internal("expected a wallet outcome")),
+            _ => Err(Error::internal("expected a wallet outcome")),
         }
     }
 
@@ -216,12 +222,12 @@ impl<S: Store> Ledger<S> {
             metadata: d.metadata.map(Metadata::new).transpose()?,
             idempotency_key: IdempotencyKey::new(d.idempotency_key)?,
         };
-        match self.execute(actor, Op::Move(m)).await? {
+        match self.execute(Some(actor), Op::Move(m)).await? {
             Outcome::Receipt(r) => Ok(Receipt {
                 transaction: r.transaction.redacted_for(actor),
                 replayed: r.replayed,
             }),
-            Outcome::Wallet(_) => Err(Error::internal("expected a receipt outcome")),
+            _ => Err(Error::internal("expected a receipt outcome")),
         }
     }
 

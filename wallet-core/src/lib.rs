@@ -2,13 +2,17 @@
 #![warn(missing_docs)]
 
 pub mod actor;
+pub mod admin;
+pub mod audit;
 pub mod auth;
 pub mod command;
 pub mod config;
 pub mod currency;
 pub mod decide;
 pub mod error;
+mod hashing;
 pub mod history;
+pub mod identity;
 pub mod ids;
 mod iso4217;
 pub mod ledger;
@@ -18,6 +22,7 @@ pub mod store;
 pub mod text;
 pub mod time;
 pub mod transaction;
+pub mod users;
 pub mod verify;
 pub mod wallet;
 

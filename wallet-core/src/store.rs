@@ -7,10 +7,16 @@
 
 use std::future::Future;
 
+use crate::admin::{
+    Dashboard, Period, TransactionPage, TransactionQuery, UserPage, UserQuery, WalletPage,
+    WalletQuery,
+};
+use crate::audit::{AuditEntry, AuditQuery};
 use crate::command::Command;
 use crate::currency::CurrencyCode;
 use crate::error::Result;
 use crate::history::{HistoryFilter, HistoryPage};
+use crate::identity::{Email, UserRecord, Username};
 use crate::ids::{TransactionId, UserId, WalletId};
 use crate::transaction::{Receipt, Transaction};
 use crate::verify::VerifyReport;
@@ -26,7 +32,25 @@ pub enum Outcome {
     Wallet(WalletState),
     /// The money movement posted (or replayed).
     Receipt(Receipt),
+    /// The user created or changed.
+    User(UserRecord),
+    /// The payment method added or changed.
+    PaymentMethod(crate::payment_method::PaymentMethod),
+    /// Done; nothing to return (an audit record, a deletion).
+    Done,
 }
+
+/// How a user names themselves at login.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Login {
+    /// By username.
+    Username(Username),
+    /// By e-mail address.
+    Email(Email),
+}
+
+/// A page of the audit log; `next` is the id to pass as `before`.
+pub type AuditPage = crate::admin::Page<AuditEntry, i64>;
 
 /// A ledger store: the durable home of wallets, transactions and entries.
 ///
@@ -55,4 +79,43 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every currency the store has recorded, with its exponent.
     fn currencies(&self) -> impl Future<Output = Result<Vec<(CurrencyCode, u8)>>> + Send;
+
+    /// A user by id (deleted users included).
+    fn user(&self, id: UserId) -> impl Future<Output = Result<Option<UserRecord>>> + Send;
+
+    /// An undeleted user by username or e-mail address.
+    fn user_by_login(
+        &self,
+        login: Login,
+    ) -> impl Future<Output = Result<Option<UserRecord>>> + Send;
+
+    /// Users matching `query`, newest first.
+    fn users(&self, query: UserQuery) -> impl Future<Output = Result<UserPage>> + Send;
+
+    /// Customer wallets matching `query`, newest first.
+    fn list_wallets(&self, query: WalletQuery) -> impl Future<Output = Result<WalletPage>> + Send;
+
+    /// Transactions matching `query`, newest first.
+    fn list_transactions(
+        &self,
+        query: TransactionQuery,
+    ) -> impl Future<Output = Result<TransactionPage>> + Send;
+
+    /// The admin dashboard, with volume over `period`.
+    fn dashboard(&self, period: Period) -> impl Future<Output = Result<Dashboard>> + Send;
+
+    /// A payment method by id.
+    fn payment_method(
+        &self,
+        id: crate::payment_method::PaymentMethodId,
+    ) -> impl Future<Output = Result<Option<crate::payment_method::PaymentMethod>>> + Send;
+
+    /// A user's payment methods, ordered by id.
+    fn payment_methods_of(
+        &self,
+        owner: UserId,
+    ) -> impl Future<Output = Result<Vec<crate::payment_method::PaymentMethod>>> + Send;
+
+    /// Audit log entries matching `query`, newest first.
+    fn audit_log(&self, query: AuditQuery) -> impl Future<Output = Result<AuditPage>> + Send;
 }

@@ -1,10 +1,13 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+mod admin;
 mod checkpoint;
 mod error;
+mod payment_methods;
 mod queries;
 mod schema;
+mod users;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -13,11 +16,18 @@ use std::thread::JoinHandle;
 
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::oneshot;
+use wallet_core::admin::{
+    Dashboard, Period, TransactionPage, TransactionQuery, UserPage, UserQuery, WalletPage,
+    WalletQuery,
+};
+use wallet_core::audit::AuditQuery;
 use wallet_core::command::Command;
 use wallet_core::currency::CurrencyCode;
 use wallet_core::history::{HistoryFilter, HistoryPage};
+use wallet_core::identity::UserRecord;
 use wallet_core::ids::{TransactionId, UserId, WalletId};
-use wallet_core::store::{Outcome, Store};
+use wallet_core::payment_method::{PaymentMethod, PaymentMethodId};
+use wallet_core::store::{AuditPage, Login, Outcome, Store};
 use wallet_core::transaction::Transaction;
 use wallet_core::verify::VerifyReport;
 use wallet_core::wallet::WalletState;
@@ -478,6 +488,46 @@ impl Store for SqliteStore {
 
     async fn currencies(&self) -> Result<Vec<(CurrencyCode, u8)>> {
         self.read(queries::currencies).await
+    }
+
+    async fn user(&self, id: UserId) -> Result<Option<UserRecord>> {
+        self.read(move |c| users::user(c, id)).await
+    }
+
+    async fn user_by_login(&self, login: Login) -> Result<Option<UserRecord>> {
+        self.read(move |c| users::user_by_login(c, &login)).await
+    }
+
+    async fn users(&self, query: UserQuery) -> Result<UserPage> {
+        self.read(move |c| in_snapshot(c, |c| admin::list_users(c, &query)))
+            .await
+    }
+
+    async fn list_wallets(&self, query: WalletQuery) -> Result<WalletPage> {
+        self.read(move |c| queries::list_wallets(c, &query)).await
+    }
+
+    async fn list_transactions(&self, query: TransactionQuery) -> Result<TransactionPage> {
+        self.read(move |c| in_snapshot(c, |c| queries::list_transactions(c, &query)))
+            .await
+    }
+
+    async fn dashboard(&self, period: Period) -> Result<Dashboard> {
+        self.read(move |c| in_snapshot(c, |c| admin::dashboard(c, period)))
+            .await
+    }
+
+    async fn payment_method(&self, id: PaymentMethodId) -> Result<Option<PaymentMethod>> {
+        self.read(move |c| payment_methods::method(c, id)).await
+    }
+
+    async fn payment_methods_of(&self, owner: UserId) -> Result<Vec<PaymentMethod>> {
+        self.read(move |c| payment_methods::methods_of(c, owner))
+            .await
+    }
+
+    async fn audit_log(&self, query: AuditQuery) -> Result<AuditPage> {
+        self.read(move |c| users::audit_log(c, &query)).await
     }
 }
 

@@ -92,6 +92,20 @@ mod sql {
         " WHERE w.owner_id = ?1 ORDER BY w.id LIMIT ?2"
     );
     pub(super) const ALL_WALLETS: &str = concat!(wallet_select!(), " ORDER BY w.id");
+    /// Admin wallet list: newest first from a bound (`i64::MAX` for the first page), with
+    /// optional filters (NULL: off).
+    pub(super) const LIST_WALLETS: &str = concat!(
+        wallet_select!(),
+        " WHERE w.id < ?1 AND w.owner_id IS NOT NULL AND (?2 IS NULL OR w.status = ?2)
+            AND (?3 IS NULL OR w.kind = ?3) AND (?4 IS NULL OR w.currency = ?4)
+          ORDER BY w.id DESC LIMIT ?5"
+    );
+    /// Admin transaction list, like [`LIST_WALLETS`].
+    pub(super) const LIST_TRANSACTIONS: &str = "SELECT id FROM transactions
+         WHERE id < ?1 AND (?2 IS NULL OR kind = ?2) AND (?3 IS NULL OR status = ?3)
+           AND (?4 IS NULL OR currency = ?4) AND (?5 IS NULL OR created_at >= ?5)
+           AND (?6 IS NULL OR created_at < ?6)
+         ORDER BY id DESC LIMIT ?7";
     pub(super) const SYSTEM_ACCOUNT: &str =
         "SELECT id FROM wallets WHERE owner_id IS NULL AND kind = ?1 AND currency = ?2";
     pub(super) const SLOT: &str =
@@ -140,7 +154,67 @@ mod sql {
         HISTORY_AMOUNTS,
         HISTORY_PAGE,
         COUNTERPARTY,
+        LIST_WALLETS,
+        LIST_TRANSACTIONS,
     ];
+}
+
+/// A page of customer wallets for the admin list.
+pub(crate) fn list_wallets(
+    conn: &Connection,
+    q: &wallet_core::admin::WalletQuery,
+) -> Result<wallet_core::admin::WalletPage> {
+    let mut stmt = conn.prepare_cached(sql::LIST_WALLETS).map_err(map_sqlite)?;
+    let rows = stmt
+        .query_map(
+            params![
+                q.before.map_or(i64::MAX, WalletId::get),
+                q.status.map(WalletStatus::to_db),
+                q.kind.map(|k| AccountKind::Wallet(k).to_db()),
+                q.currency.as_ref().map(CurrencyCode::as_str),
+                i64::from(q.limit) + 1
+            ],
+            read_wallet_row,
+        )
+        .map_err(map_sqlite)?;
+    let mut items = Vec::new();
+    for row in rows {
+        items.push(row.map_err(map_sqlite)?.into_state()?.to_wallet());
+    }
+    Ok(crate::admin::paginate(items, q.limit, |w| w.id))
+}
+
+/// A page of transactions for the admin list.
+pub(crate) fn list_transactions(
+    conn: &Connection,
+    q: &wallet_core::admin::TransactionQuery,
+) -> Result<wallet_core::admin::TransactionPage> {
+    let mut stmt = conn
+        .prepare_cached(sql::LIST_TRANSACTIONS)
+        .map_err(map_sqlite)?;
+    let ids = stmt
+        .query_map(
+            params![
+                q.before.map_or(i64::MAX, TransactionId::get),
+                q.kind.map(TransactionKind::to_db),
+                q.status.map(TransactionStatus::to_db),
+                q.currency.as_ref().map(CurrencyCode::as_str),
+                q.since.map(Timestamp::as_micros),
+                q.until.map(Timestamp::as_micros),
+                i64::from(q.limit) + 1
+            ],
+            |r| r.get::<_, i64>(0),
+        )
+        .map_err(map_sqlite)?
+        .collect::<rusqlite::Result<Vec<i64>>>()
+        .map_err(map_sqlite)?;
+    let mut items = Vec::with_capacity(ids.len());
+    for id in ids {
+        let t = transaction(conn, txn_id(id)?)?
+            .ok_or_else(|| Error::corrupt("transaction vanished inside a snapshot"))?;
+        items.push(t);
+    }
+    Ok(crate::admin::paginate(items, q.limit, |t| t.id))
 }
 
 fn read_wallet_row(r: &Row<'_>) -> rusqlite::Result<WalletRow> {
@@ -843,9 +917,17 @@ mod tests {
 
     #[test]
     fn every_lookup_uses_an_index() {
+        assert_indexed(sql::INDEXED);
+        assert_indexed(crate::users::sql::INDEXED);
+        assert_indexed(crate::admin::sql::INDEXED);
+        assert_indexed(crate::payment_methods::sql::INDEXED);
+    }
+
+    /// Asserts no statement in `statements` scans a table without an index.
+    fn assert_indexed(statements: &[&str]) {
         let mut conn = Connection::open_in_memory().unwrap();
         crate::schema::migrate_to(&mut conn, crate::schema::latest_version()).unwrap();
-        for statement in sql::INDEXED {
+        for statement in statements {
             let mut plan = conn
                 .prepare(&format!("EXPLAIN QUERY PLAN {statement}"))
                 .unwrap();

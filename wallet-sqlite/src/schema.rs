@@ -76,6 +76,68 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ) STRICT, WITHOUT ROWID;
     CREATE INDEX entries_by_txn ON entries (txn_id);
     "#,
+    // Version 2: users, the audit log, payment methods, and the indexes of the admin views.
+    r#"
+    -- Username and e-mail are stored normalized (lower-case), so plain UNIQUE makes them
+    -- unique case-insensitively. A deleted user keeps the row (the ledger refers to it) with
+    -- personal data and password erased (NULL).
+    CREATE TABLE users (
+        id            INTEGER PRIMARY KEY,
+        username      TEXT UNIQUE,
+        email         TEXT UNIQUE,
+        full_name     TEXT,
+        phone         TEXT,
+        national_id   TEXT,
+        role          INTEGER NOT NULL,
+        active        INTEGER NOT NULL CHECK (active IN (0, 1)),
+        kyc           INTEGER NOT NULL,
+        kyc_reason    TEXT,
+        password      TEXT,
+        token_version INTEGER NOT NULL CHECK (token_version >= 0),
+        created_at    INTEGER NOT NULL,
+        updated_at    INTEGER NOT NULL,
+        deleted_at    INTEGER,
+        CHECK ((deleted_at IS NULL) = (username IS NOT NULL AND email IS NOT NULL))
+    ) STRICT;
+    CREATE INDEX users_by_role ON users (role, active);
+
+    CREATE TABLE audit_log (
+        id       INTEGER PRIMARY KEY,
+        at       INTEGER NOT NULL,
+        actor_id INTEGER,
+        action   INTEGER NOT NULL,
+        target   TEXT,
+        detail   TEXT,
+        outcome  TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX audit_by_actor ON audit_log (actor_id, id);
+    CREATE INDEX audit_by_target ON audit_log (target, id);
+    CREATE INDEX audit_by_time ON audit_log (at);
+
+    -- Payment methods hold only the provider's token and masked display data (JSON).
+    -- At most one default per owner.
+    CREATE TABLE payment_methods (
+        id           INTEGER PRIMARY KEY,
+        owner_id     INTEGER NOT NULL REFERENCES users (id),
+        kind         INTEGER NOT NULL,
+        provider     TEXT NOT NULL,
+        token        TEXT NOT NULL,
+        display      TEXT NOT NULL,
+        nickname     TEXT,
+        is_default   INTEGER NOT NULL CHECK (is_default IN (0, 1)),
+        verified     INTEGER NOT NULL CHECK (verified IN (0, 1)),
+        status       INTEGER NOT NULL,
+        created_at   INTEGER NOT NULL,
+        updated_at   INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX payment_methods_by_owner ON payment_methods (owner_id, id);
+    CREATE UNIQUE INDEX payment_methods_default ON payment_methods (owner_id)
+        WHERE is_default = 1;
+
+    -- Admin lists: transactions by time, wallets by status.
+    CREATE INDEX transactions_by_time ON transactions (created_at);
+    CREATE INDEX wallets_by_status ON wallets (status, id);
+    "#,
 ];
 
 /// The schema version this code reads and writes.

@@ -18,10 +18,11 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use rusqlite::Connection;
 use tokio::sync::oneshot;
-use wallet_core::command::{Command, Needs};
+use wallet_core::command::{Command, Needs, Op};
 use wallet_core::currency::CurrencyCode;
 use wallet_core::decide::{Decision, Effects, State, decide};
-use wallet_core::ids::WalletId;
+use wallet_core::identity::UserRecord;
+use wallet_core::ids::{UserId, WalletId};
 use wallet_core::store::Outcome;
 use wallet_core::transaction::Receipt;
 use wallet_core::wallet::{SystemAccount, WalletState};
@@ -29,7 +30,9 @@ use wallet_core::{Clock, Error, Result};
 
 use crate::checkpoint;
 use crate::error::map_sqlite;
+use crate::payment_methods;
 use crate::queries;
+use crate::users;
 
 /// A read to run on a connection; it sends its own answer.
 pub(crate) type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
@@ -60,31 +63,63 @@ struct WriteJob {
     reply: oneshot::Sender<Result<Outcome>>,
 }
 
-/// Bounded map of wallet states, exact while this process is the only writer.
+/// Bounded map of wallet states and user records, exact while this process is the only
+/// writer.
 struct Cache {
     wallets: HashMap<WalletId, WalletState>,
+    users: HashMap<UserId, UserRecord>,
     system: HashMap<(SystemAccount, CurrencyCode), WalletId>,
     capacity: usize,
+}
+
+/// Changes made by the commands of an open batch: they reach the cache when it commits.
+#[derive(Default)]
+struct Staged {
+    wallets: HashMap<WalletId, WalletState>,
+    users: HashMap<UserId, UserRecord>,
+}
+
+impl Staged {
+    fn clear(&mut self) {
+        self.wallets.clear();
+        self.users.clear();
+    }
 }
 
 impl Cache {
     fn clear(&mut self) {
         self.wallets.clear();
+        self.users.clear();
         self.system.clear();
     }
 
-    fn put(&mut self, state: WalletState) {
-        if self.capacity == 0 {
-            return;
-        }
-        if self.wallets.len() >= self.capacity && !self.wallets.contains_key(&state.record.id) {
-            // Evict an arbitrary entry: simple, O(1), and good enough for a bounded hot set.
-            if let Some(victim) = self.wallets.keys().next().copied() {
-                self.wallets.remove(&victim);
-            }
-        }
-        self.wallets.insert(state.record.id, state);
+    fn put_user(&mut self, user: UserRecord) {
+        bounded_insert(&mut self.users, user.id, user, self.capacity);
     }
+
+    fn put(&mut self, state: WalletState) {
+        bounded_insert(&mut self.wallets, state.record.id, state, self.capacity);
+    }
+}
+
+/// Inserts into a map of at most `capacity` entries. When full, an arbitrary entry is evicted:
+/// simple, O(1), and good enough for a bounded hot set.
+fn bounded_insert<K: Copy + Eq + std::hash::Hash, V>(
+    map: &mut HashMap<K, V>,
+    key: K,
+    value: V,
+    capacity: usize,
+) {
+    if capacity == 0 {
+        return;
+    }
+    if map.len() >= capacity
+        && !map.contains_key(&key)
+        && let Some(victim) = map.keys().next().copied()
+    {
+        map.remove(&victim);
+    }
+    map.insert(key, value);
 }
 
 /// Counters the writer keeps for health reports and benchmarks, shared with the store.
@@ -109,8 +144,12 @@ pub(crate) struct Writer {
     checkpoints: Option<checkpoint::Policy>,
 }
 
-/// Result of applying one command: its outcome and the wallet states it changed.
-type Applied = (Outcome, Vec<WalletState>);
+/// Result of applying one command: its outcome and the wallet states and users it changed.
+type Applied = (Outcome, Vec<WalletState>, Vec<UserRecord>);
+
+fn applied(outcome: Outcome) -> Applied {
+    (outcome, Vec::new(), Vec::new())
+}
 
 impl Writer {
     pub(crate) fn new(
@@ -124,6 +163,7 @@ impl Writer {
             conn,
             cache: Cache {
                 wallets: HashMap::new(),
+                users: HashMap::new(),
                 system: HashMap::new(),
                 capacity: cache_capacity,
             },
@@ -186,7 +226,7 @@ impl Writer {
             let _ = first.reply.send(Err(e));
             return;
         }
-        let mut staged: HashMap<WalletId, WalletState> = HashMap::new();
+        let mut staged = Staged::default();
         let mut answers: Vec<(oneshot::Sender<Result<Outcome>>, Result<Outcome>)> = Vec::new();
         let mut doomed: Option<Error> = None;
         let mut next = Some(first);
@@ -215,8 +255,11 @@ impl Writer {
                     wallet_core::SystemClock.now().as_micros(),
                     Ordering::Relaxed,
                 );
-                for state in staged.into_values() {
+                for state in staged.wallets.into_values() {
                     self.cache.put(state);
+                }
+                for user in staged.users.into_values() {
+                    self.cache.put_user(user);
                 }
                 for (reply, result) in answers {
                     let _ = reply.send(result);
@@ -272,7 +315,7 @@ impl Writer {
     fn apply_in_savepoint(
         &mut self,
         command: &Command,
-        staged: &mut HashMap<WalletId, WalletState>,
+        staged: &mut Staged,
     ) -> Result<Result<Outcome>> {
         self.conn
             .execute_batch("SAVEPOINT cmd")
@@ -284,10 +327,13 @@ impl Writer {
                 })
             });
         match applied {
-            Ok((outcome, changed)) => {
+            Ok((outcome, changed, users)) => {
                 self.conn.execute_batch("RELEASE cmd").map_err(map_sqlite)?;
                 for state in changed {
-                    staged.insert(state.record.id, state);
+                    staged.wallets.insert(state.record.id, state);
+                }
+                for user in users {
+                    staged.users.insert(user.id, user);
                 }
                 Ok(Ok(outcome))
             }
@@ -310,42 +356,70 @@ impl Writer {
                 if e.kind() == wallet_core::ErrorKind::Unavailable {
                     return Err(e);
                 }
+                // A refused admin or security action is recorded, without its effects.
+                if let Some(note) = command.audit() {
+                    users::insert_audit(
+                        &self.conn,
+                        command.now,
+                        command.actor.map(|a| a.user),
+                        &note,
+                        e.code(),
+                    )?;
+                }
                 Ok(Err(e))
             }
         }
     }
 
     /// Loads, decides and persists one command.
-    fn apply(
-        &mut self,
-        command: &Command,
-        staged: &HashMap<WalletId, WalletState>,
-    ) -> Result<Applied> {
+    fn apply(&mut self, command: &Command, staged: &Staged) -> Result<Applied> {
         let needs = command.needs();
         let state = self.load(&needs, staged)?;
-        match decide(command, &state)? {
+        let decision = decide(command, &state)?;
+        if let Some(note) = command.audit() {
+            let outcome = match &command.op {
+                Op::Audit(record) => record.outcome,
+                _ => wallet_core::audit::OUTCOME_OK,
+            };
+            users::insert_audit(
+                &self.conn,
+                command.now,
+                command.actor.map(|a| a.user),
+                &note,
+                outcome,
+            )?;
+        }
+        match decision {
             Decision::Replay(id) => {
                 let transaction = queries::transaction(&self.conn, id)?
                     .ok_or_else(|| Error::corrupt("idempotency record without its transaction"))?;
-                Ok((
-                    Outcome::Receipt(Receipt {
-                        transaction,
-                        replayed: true,
-                    }),
-                    Vec::new(),
-                ))
+                Ok(applied(Outcome::Receipt(Receipt {
+                    transaction,
+                    replayed: true,
+                })))
             }
-            Decision::Unchanged(wallet) => Ok((Outcome::Wallet(wallet), Vec::new())),
+            Decision::Unchanged(wallet) => Ok(applied(Outcome::Wallet(wallet))),
             Decision::Apply(effects) => self.persist(effects),
         }
     }
 
-    fn wallet(
-        &mut self,
-        id: WalletId,
-        staged: &HashMap<WalletId, WalletState>,
-    ) -> Result<Option<WalletState>> {
-        if let Some(s) = staged.get(&id).or_else(|| self.cache.wallets.get(&id)) {
+    fn user(&mut self, id: UserId, staged: &Staged) -> Result<Option<UserRecord>> {
+        if let Some(u) = staged.users.get(&id).or_else(|| self.cache.users.get(&id)) {
+            return Ok(Some(u.clone()));
+        }
+        let loaded = users::user(&self.conn, id)?;
+        if let Some(u) = &loaded {
+            self.cache.put_user(u.clone());
+        }
+        Ok(loaded)
+    }
+
+    fn wallet(&mut self, id: WalletId, staged: &Staged) -> Result<Option<WalletState>> {
+        if let Some(s) = staged
+            .wallets
+            .get(&id)
+            .or_else(|| self.cache.wallets.get(&id))
+        {
             return Ok(Some(s.clone()));
         }
         let loaded = queries::wallet(&self.conn, id)?;
@@ -355,8 +429,38 @@ impl Writer {
         Ok(loaded)
     }
 
-    fn load(&mut self, needs: &Needs, staged: &HashMap<WalletId, WalletState>) -> Result<State> {
+    fn load(&mut self, needs: &Needs, staged: &Staged) -> Result<State> {
         let mut state = State::default();
+        if let Some(id) = needs.actor {
+            state.actor = self.user(id, staged)?;
+        }
+        if let Some(id) = needs.user {
+            state.user = self.user(id, staged)?;
+        }
+        if let Some((username, email)) = &needs.logins {
+            (state.username_owner, state.email_owner) =
+                users::login_owners(&self.conn, username.as_ref(), email.as_ref())?;
+        }
+        if needs.superusers {
+            state.active_superusers = users::active_superusers(&self.conn)?;
+        }
+        if let Some(id) = needs.payment_method {
+            state.payment_method = payment_methods::method(&self.conn, id)?;
+        }
+        if let Some(owner) = needs.methods_of {
+            state.methods = payment_methods::methods_of(&self.conn, owner)?;
+        }
+        if let Some(owner) = needs.owner_wallets {
+            // Straight from the database, then overlaid with this batch's and the cache's
+            // newer states (the cache is exact; the statement reads committed rows too).
+            let mut wallets = queries::wallets_of(&self.conn, owner)?;
+            for w in &mut wallets {
+                if let Some(newer) = self.wallet(w.record.id, staged)? {
+                    *w = newer;
+                }
+            }
+            state.owner_wallets = wallets;
+        }
         for id in &needs.wallets {
             let w = self.wallet(*id, staged)?;
             state.wallets.push(w);
@@ -394,11 +498,11 @@ impl Writer {
                 }
                 let id = queries::insert_wallet(&self.conn, &new)?;
                 let state = WalletState::new_empty(new.record(id));
-                Ok((Outcome::Wallet(state.clone()), vec![state]))
+                Ok((Outcome::Wallet(state.clone()), vec![state], Vec::new()))
             }
             Effects::SetStatus(state) => {
                 queries::update_status(&self.conn, &state.record)?;
-                Ok((Outcome::Wallet(state.clone()), vec![state]))
+                Ok((Outcome::Wallet(state.clone()), vec![state], Vec::new()))
             }
             Effects::Post(posting) => {
                 let id = queries::insert_posting(&self.conn, &posting)?;
@@ -414,7 +518,36 @@ impl Writer {
                     transaction: posting.to_transaction(id),
                     replayed: false,
                 };
-                Ok((Outcome::Receipt(receipt), changed))
+                Ok((Outcome::Receipt(receipt), changed, Vec::new()))
+            }
+            Effects::InsertUser(new) => {
+                let id = users::insert_user(&self.conn, &new.record)?;
+                let record = UserRecord { id, ..new.record };
+                Ok((Outcome::User(record.clone()), Vec::new(), vec![record]))
+            }
+            Effects::UpdateUser(record) => {
+                users::update_user(&self.conn, &record)?;
+                Ok((Outcome::User(record.clone()), Vec::new(), vec![record]))
+            }
+            Effects::DeleteUser { user, wallets } => {
+                for w in &wallets {
+                    queries::update_status(&self.conn, &w.record)?;
+                }
+                users::update_user(&self.conn, &user)?;
+                payment_methods::delete_of_owner(&self.conn, user.id)?;
+                Ok((Outcome::User(user.clone()), wallets, vec![user]))
+            }
+            Effects::Nothing => Ok(applied(Outcome::Done)),
+            Effects::InsertPaymentMethod(m) => Ok(applied(Outcome::PaymentMethod(
+                payment_methods::insert(&self.conn, &m)?,
+            ))),
+            Effects::UpdatePaymentMethod(m) => {
+                payment_methods::update(&self.conn, &m)?;
+                Ok(applied(Outcome::PaymentMethod(m)))
+            }
+            Effects::DeletePaymentMethod(id) => {
+                payment_methods::delete(&self.conn, id)?;
+                Ok(applied(Outcome::Done))
             }
         }
     }

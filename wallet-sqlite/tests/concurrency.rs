@@ -10,8 +10,8 @@ use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
 use wallet_core::testkit::d;
 use wallet_core::{
-    Actor, Config, DepositRequest, Ledger, OpenWalletRequest, TransactionRef, TransferRequest,
-    UserId, WalletId, WalletKind,
+    Actor, DepositRequest, OpenWalletRequest, TransactionRef, TransferRequest, UserId, WalletId,
+    WalletKind,
 };
 use wallet_sqlite::{Options, SqliteStore};
 
@@ -24,7 +24,7 @@ async fn concurrent_transfers_on_a_file_conserve_money() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("wallet.db");
     let store = SqliteStore::open(&path, Options::default()).unwrap();
-    let ledger = Arc::new(Ledger::new(store, Config::default()).await.unwrap());
+    let ledger = Arc::new(common::ledger(store).await);
 
     let funded = common::funded_wallets(&ledger, i64::try_from(WALLETS).unwrap(), "100.00").await;
     let (owners, wallets): (Vec<Actor>, Vec<WalletId>) = funded.into_iter().unzip();
@@ -76,7 +76,7 @@ async fn concurrent_transfers_on_a_file_conserve_money() {
     let admin = Actor::new(UserId::new(9_999).unwrap(), wallet_core::Role::Admin);
     drop(ledger);
     let store = SqliteStore::open(&path, Options::default()).unwrap();
-    let ledger = Ledger::new(store, Config::default()).await.unwrap();
+    let ledger = common::ledger(store).await;
 
     let report = ledger.verify(&admin).await.unwrap();
     assert!(report.is_ok(), "{report:#?}");
@@ -109,20 +109,10 @@ async fn concurrent_transfers_on_a_file_conserve_money() {
 async fn two_writers_on_one_file_never_double_spend() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("wallet.db");
-    let a = Ledger::new(
-        SqliteStore::open(&path, Options::default()).unwrap(),
-        Config::default(),
-    )
-    .await
-    .unwrap();
-    let b = Ledger::new(
-        SqliteStore::open(&path, Options::default()).unwrap(),
-        Config::default(),
-    )
-    .await
-    .unwrap();
-    let alice = Actor::user(UserId::new(1).unwrap());
-    let bob = Actor::user(UserId::new(2).unwrap());
+    let a = common::ledger(SqliteStore::open(&path, Options::default()).unwrap()).await;
+    let b = common::ledger(SqliteStore::open(&path, Options::default()).unwrap()).await;
+    let alice = common::user(&a, 1).await;
+    let bob = common::user(&a, 2).await;
     let open = |who: Actor| OpenWalletRequest::new(who.user, WalletKind::Personal, "USD");
     let wa = a.open_wallet(&alice, open(alice)).await.unwrap();
     let wb = a.open_wallet(&bob, open(bob)).await.unwrap();

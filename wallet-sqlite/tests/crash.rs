@@ -15,7 +15,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rand::{RngExt, SeedableRng};
-use wallet_core::{Actor, Config, Ledger, Role, TransactionRef, TransferRequest, UserId};
+use wallet_core::{Actor, Role, TransactionRef, TransferRequest, UserId};
 use wallet_sqlite::{Options, SqliteStore};
 
 const DB_ENV: &str = "WALLET_CRASH_DB";
@@ -29,18 +29,11 @@ const KILLS: u64 = 25;
 async fn crash_child() {
     let path = std::env::var(DB_ENV).expect("run by the crash test");
     let run: u64 = std::env::var(RUN_ENV).unwrap().parse().unwrap();
-    let ledger = Ledger::new(
-        SqliteStore::open(&path, Options::default()).unwrap(),
-        Config::default(),
-    )
-    .await
-    .unwrap();
+    let ledger = common::ledger(SqliteStore::open(&path, Options::default()).unwrap()).await;
     // Every run after the first finds the wallets and replays their funding.
-    let ids: Vec<_> = common::funded_wallets(&ledger, WALLETS, "1000")
-        .await
-        .into_iter()
-        .map(|(_, id)| id)
-        .collect();
+    let funded = common::funded_wallets(&ledger, WALLETS, "1000").await;
+    let ids: Vec<_> = funded.iter().map(|(_, id)| *id).collect();
+    let owners: Vec<_> = funded.iter().map(|(who, _)| *who).collect();
     println!("READY");
     std::io::stdout().flush().unwrap();
     let ledger = std::sync::Arc::new(ledger);
@@ -48,6 +41,7 @@ async fn crash_child() {
     for t in 0..8u64 {
         let ledger = std::sync::Arc::clone(&ledger);
         let ids = ids.clone();
+        let owners = owners.clone();
         tasks.push(tokio::spawn(async move {
             let mut rng = rand::rngs::SmallRng::seed_from_u64(run * 100 + t);
             for i in 0.. {
@@ -55,7 +49,7 @@ async fn crash_child() {
                 let to = (from + rng.random_range(1..ids.len())) % ids.len();
                 let key = format!("r{run}-t{t}-{i}");
                 let amount = wallet_core::Decimal::new(rng.random_range(1..500), 2);
-                let owner = common::user(i64::try_from(from).unwrap() + 1);
+                let owner = owners[from];
                 let req = TransferRequest::new(ids[from], ids[to], amount, key.clone());
                 if let Ok(r) = ledger.transfer(&owner, req).await {
                     // One write of a whole line: atomic on a pipe, so the parent never reads half.
@@ -126,12 +120,7 @@ async fn sigkill_loses_no_acknowledged_transaction() {
     for run in 0..KILLS {
         let delay = Duration::from_millis(rng.random_range(20..400));
         let acked = run_child(&db, run, delay);
-        let ledger = Ledger::new(
-            SqliteStore::open(&db, Options::default()).unwrap(),
-            Config::default(),
-        )
-        .await
-        .unwrap();
+        let ledger = common::ledger(SqliteStore::open(&db, Options::default()).unwrap()).await;
         let report = ledger.verify(&admin).await.unwrap();
         assert!(report.is_ok(), "after kill {run}: {report:#?}");
         let usd = wallet_core::Currency::iso("USD").unwrap().code();
@@ -151,12 +140,7 @@ async fn sigkill_loses_no_acknowledged_transaction() {
         all_acked.extend(acked);
     }
     // Earlier runs' acknowledgements are still there after all the later kills.
-    let ledger = Ledger::new(
-        SqliteStore::open(&db, Options::default()).unwrap(),
-        Config::default(),
-    )
-    .await
-    .unwrap();
+    let ledger = common::ledger(SqliteStore::open(&db, Options::default()).unwrap()).await;
     for (reference, _) in &all_acked {
         ledger.transaction(&admin, *reference).await.unwrap();
     }

@@ -7,16 +7,13 @@ use std::sync::Arc;
 
 use wallet_core::testkit::d;
 use wallet_core::{
-    Actor, Config, DepositRequest, Ledger, OpenWalletRequest, Role, TransferRequest, UserId,
-    WalletKind,
+    Actor, DepositRequest, OpenWalletRequest, Role, TransferRequest, UserId, WalletKind,
 };
 use wallet_sqlite::{Options, SqliteStore};
 
 fn admin() -> Actor {
     Actor::new(UserId::new(999).unwrap(), Role::Admin)
 }
-
-use common::user;
 
 #[test]
 fn invalid_options_are_typed_errors() {
@@ -101,9 +98,9 @@ fn refuses_files_of_other_applications() {
 async fn data_survives_close_and_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("wallet.db");
-    let alice = user(1);
     let store = SqliteStore::open(&path, Options::default()).unwrap();
-    let ledger = Ledger::new(store.clone(), Config::default()).await.unwrap();
+    let ledger = common::ledger(store.clone()).await;
+    let alice = common::user(&ledger, 1).await;
     let w = ledger
         .open_wallet(
             &alice,
@@ -129,12 +126,7 @@ async fn data_survives_close_and_reopen() {
         "store_closed"
     );
     drop(ledger);
-    let ledger = Ledger::new(
-        SqliteStore::open(&path, Options::default()).unwrap(),
-        Config::default(),
-    )
-    .await
-    .unwrap();
+    let ledger = common::ledger(SqliteStore::open(&path, Options::default()).unwrap()).await;
     assert_eq!(
         ledger.wallet(&alice, w.id).await.unwrap().balance.amount(),
         d("12.34")
@@ -157,7 +149,7 @@ async fn write_ahead_log_stays_bounded_under_sustained_load() {
         ..Options::default()
     };
     let store = SqliteStore::open(&path, options).unwrap();
-    let ledger = Arc::new(Ledger::new(store, Config::default()).await.unwrap());
+    let ledger = Arc::new(common::ledger(store).await);
     let wallets = Arc::new(common::funded_wallets(&ledger, 50, "1000").await);
     let mut largest_wal = 0u64;
     let mut tasks = Vec::new();
@@ -210,13 +202,8 @@ async fn a_full_database_fails_cleanly_and_recovers() {
         max_bytes: Some(512 << 10),
         ..Options::default()
     };
-    let ledger = Ledger::new(
-        SqliteStore::open(&path, limited.clone()).unwrap(),
-        Config::default(),
-    )
-    .await
-    .unwrap();
-    let alice = user(1);
+    let ledger = common::ledger(SqliteStore::open(&path, limited.clone()).unwrap()).await;
+    let alice = common::user(&ledger, 1).await;
     let w = ledger
         .open_wallet(
             &alice,
@@ -249,12 +236,7 @@ async fn a_full_database_fails_cleanly_and_recovers() {
     );
     drop(ledger);
     // With room again, everything acknowledged is there and writing resumes.
-    let ledger = Ledger::new(
-        SqliteStore::open(&path, Options::default()).unwrap(),
-        Config::default(),
-    )
-    .await
-    .unwrap();
+    let ledger = common::ledger(SqliteStore::open(&path, Options::default()).unwrap()).await;
     for r in &acked {
         ledger.transaction(&alice, *r).await.unwrap();
     }
@@ -268,11 +250,12 @@ async fn a_full_database_fails_cleanly_and_recovers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writer_stats_count_group_commits() {
     let store = SqliteStore::open_in_memory(Options::default()).unwrap();
-    let ledger = Ledger::new(store.clone(), Config::default()).await.unwrap();
+    let ledger = common::ledger(store.clone()).await;
     let before = store.writer_stats();
     assert_eq!((before.commits, before.commands), (0, 0));
     assert!(before.last_commit.is_none());
-    let alice = user(1);
+    // Registering is one command, opening a wallet another.
+    let alice = common::user(&ledger, 1).await;
     ledger
         .open_wallet(
             &alice,
@@ -281,6 +264,6 @@ async fn writer_stats_count_group_commits() {
         .await
         .unwrap();
     let after = store.writer_stats();
-    assert_eq!((after.commits, after.commands, after.queued), (1, 1, 0));
+    assert_eq!((after.commits, after.commands, after.queued), (2, 2, 0));
     assert!(after.last_commit.is_some());
 }

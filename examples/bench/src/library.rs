@@ -7,9 +7,12 @@ use std::time::{Duration, Instant};
 
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
+use wallet_core::auth::{HashParams, Password};
+use wallet_core::identity::KycPolicy;
+use wallet_core::users::{AuthConfig, RegisterRequest};
 use wallet_core::{
-    Actor, Config, Decimal, DepositRequest, Ledger, OpenWalletRequest, TransferRequest, UserId,
-    WalletId, WalletKind,
+    Actor, Config, Decimal, DepositRequest, Ledger, OpenWalletRequest, TransferRequest, WalletId,
+    WalletKind,
 };
 use wallet_sqlite::{Options, SqliteStore};
 
@@ -22,7 +25,23 @@ pub async fn setup(
     options: Options,
 ) -> Result<(Ledger<SqliteStore>, Vec<(WalletId, Actor)>), wallet_core::Error> {
     let store = SqliteStore::open(path, options)?;
-    let ledger = Ledger::new(store, Config::default()).await?;
+    // Owners are registered users; the KYC rule is evaluated on every transfer, with a policy
+    // that lets these unreviewed users send. Password hashing is made cheap: registration is
+    // setup here, not what is measured.
+    let config = Config::default().with_kyc_policy(KycPolicy {
+        top_up: true,
+        send: true,
+        withdraw: true,
+    });
+    let auth = AuthConfig {
+        hashing: HashParams {
+            memory_kib: 64,
+            iterations: 1,
+            parallelism: 1,
+        },
+        ..AuthConfig::default()
+    };
+    let ledger = Ledger::new(store, config).await?.with_auth(auth, None)?;
     let mut tasks = Vec::new();
     let workers = 64usize;
     for worker in 0..workers {
@@ -30,7 +49,17 @@ pub async fn setup(
         tasks.push(tokio::spawn(async move {
             let mut made = Vec::new();
             for i in (worker..wallets).step_by(workers) {
-                let owner = Actor::user(UserId::new(i as i64 + 1)?);
+                let user = ledger
+                    .register(RegisterRequest {
+                        username: format!("bench{i}"),
+                        email: format!("bench{i}@example.com"),
+                        password: Password::new("a bench password"),
+                        full_name: format!("Bench User {i}"),
+                        phone: "+14155550100".into(),
+                        national_id: None,
+                    })
+                    .await?;
+                let owner = Actor::new(user.id, user.role);
                 let w = ledger
                     .open_wallet(
                         &owner,

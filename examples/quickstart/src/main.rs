@@ -6,10 +6,27 @@
 use std::error::Error;
 use std::path::PathBuf;
 
+use wallet_core::auth::{JwtSecret, Password};
+use wallet_core::identity::KycStatus;
+use wallet_core::users::{AuthConfig, RegisterRequest};
 use wallet_core::{
-    Actor, Config, DepositRequest, HistoryQuery, Ledger, OpenWalletRequest, Role, TransferRequest,
-    UserId, Wallet, WalletKind, parse_amount,
+    Actor, Config, DepositRequest, HistoryQuery, Ledger, OpenWalletRequest, TransferRequest,
+    Wallet, WalletKind, parse_amount,
 };
+
+/// The demo users' password (a real host takes it from the user, never from code).
+const PASSWORD: &str = "quickstart passphrase";
+
+fn person(username: &str, full_name: &str) -> RegisterRequest {
+    RegisterRequest {
+        username: username.into(),
+        email: format!("{username}@example.com"),
+        password: Password::new(PASSWORD),
+        full_name: full_name.into(),
+        phone: "+14155550100".into(),
+        national_id: None,
+    }
+}
 use wallet_sqlite::{Options, SqliteStore};
 
 #[tokio::main]
@@ -27,14 +44,32 @@ async fn main() -> Result<(), Box<dyn Error>> {
         let _ = std::fs::remove_file(p);
     }
 
-    // 1. Open (create and migrate) the database file; durable by default.
+    // 1. Open (create and migrate) the database file; durable by default. Sessions are JWTs
+    //    signed with a secret the host keeps (here a fresh random one).
     let store = SqliteStore::open(&path, Options::default())?;
-    let ledger = Ledger::new(store, Config::default()).await?;
+    let ledger = Ledger::new(store, Config::default())
+        .await?
+        .with_auth(AuthConfig::default(), Some(JwtSecret::generate()?))?;
 
-    // 2. Two customers. A host authenticates its users and hands the ledger an Actor.
-    let alice = Actor::user(UserId::new(1)?);
-    let bob = Actor::user(UserId::new(2)?);
-    let auditor = Actor::new(UserId::new(100)?, Role::Admin);
+    // 2. No default accounts: the first SUPERUSER is created explicitly. Then two customers
+    //    register, an administrator verifies their identity (KYC), and Alice logs in.
+    let root = ledger.bootstrap(person("root", "Rita Root")).await?;
+    let root = Actor::new(root.id, root.role);
+    let mut customers = Vec::new();
+    for (username, name) in [("alice", "Alice Liddell"), ("bob", "Bob Builder")] {
+        let user = ledger.register(person(username, name)).await?;
+        ledger
+            .review_kyc(&root, user.id, KycStatus::Verified, "passport checked")
+            .await?;
+        customers.push(user.id);
+    }
+    let session = ledger
+        .login("alice@example.com", Password::new(PASSWORD))
+        .await?;
+    // A host puts the token in a cookie or header and authenticates every request with it.
+    let alice = ledger.authenticate(session.token.expose()).await?;
+    let bob = Actor::user(customers[1]);
+    let auditor = root;
 
     // 3. A USD wallet each.
     let open = |who: Actor| OpenWalletRequest::new(who.user, WalletKind::Personal, "USD");

@@ -77,8 +77,10 @@ redacted_fmt!(Password);
 /// A password hash in the PHC string format (`$argon2id$v=19$m=…,t=…,p=…$salt$hash`).
 ///
 /// Not a plaintext secret, but still material for an offline guessing attack, so it is
-/// treated like one: it never appears in `Debug` or `Display`.
-#[derive(Clone)]
+/// treated like one: it never appears in `Debug` or `Display`. Equality compares the PHC
+/// strings (for records in tests and state comparisons; password checks go through
+/// [`PasswordHasher::verify`](crate::auth::PasswordHasher::verify)).
+#[derive(Clone, PartialEq, Eq)]
 pub struct PasswordHash(String);
 
 impl PasswordHash {

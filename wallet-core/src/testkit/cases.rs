@@ -2,6 +2,8 @@
 
 use std::collections::HashSet;
 
+pub use super::identity_cases::*;
+
 use serde_json::json;
 
 use super::{Fixture, START, assert_code, d};
@@ -18,7 +20,7 @@ use crate::wallet::{AccountKind, SystemAccount, Wallet, WalletKind, WalletStatus
 
 pub async fn open_wallet_starts_active_and_empty<T: Store + Clone>(store: T) {
     let f = Fixture::new(store).await;
-    let alice = f.user();
+    let alice = f.user().await;
     let w = f.wallet(&alice, "usd").await;
     assert_eq!(w.owner, Some(alice.user));
     assert_eq!(w.kind, AccountKind::Wallet(WalletKind::Personal));
@@ -34,7 +36,7 @@ pub async fn open_wallet_starts_active_and_empty<T: Store + Clone>(store: T) {
 
 pub async fn one_wallet_per_owner_kind_and_currency<T: Store + Clone>(store: T) {
     let f = Fixture::new(store).await;
-    let alice = f.user();
+    let alice = f.user().await;
     let first = f.wallet(&alice, "EUR").await;
     let again = f
         .ledger
@@ -51,7 +53,7 @@ pub async fn one_wallet_per_owner_kind_and_currency<T: Store + Clone>(store: T) 
     let savings = f.wallet_of_kind(&alice, WalletKind::Savings, "EUR").await;
     let business = f.wallet_of_kind(&alice, WalletKind::Business, "EUR").await;
     let usd = f.wallet(&alice, "USD").await;
-    let bob = f.user();
+    let bob = f.user().await;
     let bobs = f.wallet(&bob, "EUR").await;
     let ids: HashSet<WalletId> = [first.id, savings.id, business.id, usd.id, bobs.id].into();
     assert_eq!(ids.len(), 5);
@@ -60,8 +62,8 @@ pub async fn one_wallet_per_owner_kind_and_currency<T: Store + Clone>(store: T) 
 
 pub async fn open_wallet_validates_currency_and_owner<T: Store + Clone>(store: T) {
     let f = Fixture::new(store).await;
-    let alice = f.user();
-    let bob = f.user();
+    let alice = f.user().await;
+    let bob = f.user().await;
     let before = f.snapshot(&[]).await;
     for bad in ["", "XXX", "US", "U$D", "dollars", &"A".repeat(5000)] {
         assert_code(
@@ -105,7 +107,7 @@ pub async fn custom_assets_have_their_own_precision<T: Store + Clone>(store: T) 
         .with("GOLD", 6)
         .unwrap();
     let f = Fixture::with_config(store, Config::new().with_currencies(registry)).await;
-    let alice = f.user();
+    let alice = f.user().await;
     let points = f.wallet(&alice, "points").await;
     assert_eq!(points.currency.exponent(), 0);
     f.ledger
@@ -147,7 +149,7 @@ pub async fn custom_assets_have_their_own_precision<T: Store + Clone>(store: T) 
 pub async fn stored_currencies_must_match_configuration<T: Store + Clone>(store: T) {
     let gold3 = Config::new().with_currencies(CurrencyRegistry::new().with("GOLD", 3).unwrap());
     let f = Fixture::with_config(store.clone(), gold3.clone()).await;
-    let alice = f.user();
+    let alice = f.user().await;
     f.wallet(&alice, "GOLD").await;
     // The same exponent again is fine.
     assert!(Ledger::new(store.clone(), gold3).await.is_ok());
@@ -161,8 +163,8 @@ pub async fn stored_currencies_must_match_configuration<T: Store + Clone>(store:
 
 pub async fn wallet_lookup_by_id_and_number<T: Store + Clone>(store: T) {
     let f = Fixture::new(store).await;
-    let alice = f.user();
-    let bob = f.user();
+    let alice = f.user().await;
+    let bob = f.user().await;
     let w = f.funded(&alice, "USD", "10.00").await;
     let by_id = f.ledger.wallet(&alice, w.id).await.unwrap();
     let by_number = f.ledger.wallet(&alice, w.number).await.unwrap();
@@ -185,7 +187,7 @@ pub async fn wallet_lookup_by_id_and_number<T: Store + Clone>(store: T) {
 
 pub async fn system_accounts_are_not_addressable<T: Store + Clone>(store: T) {
     let f = Fixture::new(store).await;
-    let alice = f.user();
+    let alice = f.user().await;
     let w = f.wallet(&alice, "USD").await;
     let r = f
         .ledger
@@ -240,8 +242,8 @@ pub async fn system_accounts_are_not_addressable<T: Store + Clone>(store: T) {
 
 pub async fn wallets_of_lists_a_users_wallets<T: Store + Clone>(store: T) {
     let f = Fixture::new(store).await;
-    let alice = f.user();
-    let bob = f.user();
+    let alice = f.user().await;
+    let bob = f.user().await;
     let a1 = f.wallet(&alice, "USD").await;
     let b1 = f.wallet(&bob, "USD").await;
     let a2 = f.wallet_of_kind(&alice, WalletKind::Savings, "EUR").await;
@@ -265,7 +267,7 @@ pub async fn wallets_of_lists_a_users_wallets<T: Store + Clone>(store: T) {
 
 pub async fn only_superusers_change_status<T: Store + Clone>(store: T) {
     let f = Fixture::new(store).await;
-    let alice = f.user();
+    let alice = f.user().await;
     let w = f.wallet(&alice, "USD").await;
     for actor in [alice, f.admin] {
         assert_code(
@@ -303,8 +305,8 @@ pub async fn only_superusers_change_status<T: Store + Clone>(store: T) {
 
 pub async fn only_active_wallets_move_money<T: Store + Clone>(store: T) {
     let f = Fixture::new(store).await;
-    let alice = f.user();
-    let bob = f.user();
+    let alice = f.user().await;
+    let bob = f.user().await;
     let a = f.funded(&alice, "USD", "100").await;
     let b = f.funded(&bob, "USD", "100").await;
     for (status, code) in [
@@ -357,7 +359,7 @@ pub async fn only_active_wallets_move_money<T: Store + Clone>(store: T) {
 
 pub async fn closing_requires_an_empty_wallet_and_is_final<T: Store + Clone>(store: T) {
     let f = Fixture::new(store).await;
-    let alice = f.user();
+    let alice = f.user().await;
     let w = f.funded(&alice, "USD", "12.50").await;
     match f
         .ledger
@@ -409,7 +411,7 @@ pub async fn closing_requires_an_empty_wallet_and_is_final<T: Store + Clone>(sto
 
 pub async fn deposit_credits_wallet_from_external_account<T: Store + Clone>(store: T) {
     let f = Fixture::new(store).await;
-    let alice = f.user();
+    let alice = f.user().await;
     let w = f.wallet(&alice, "USD").await;
     f.clock.advance_micros(42);
     let r = f
@@ -468,7 +470,7 @@ pub async fn deposit_credits_wallet_from_external_account<T: Store + Clone>(stor
 pub async fn amount_rules_reject_and_write_nothing<T: Store + Clone>(store: T) {
     let registry = CurrencyRegistry::new().with("WEI", 18).unwrap();
     let f = Fixture::with_config(store, Config::new().with_currencies(registry)).await;
-    let alice = f.user();
+    let alice = f.user().await;
     let usd = f.funded(&alice, "USD", "50").await;
     let jpy = f.wallet(&alice, "JPY").await;
     let wei = f.wallet(&alice, "WEI").await;
@@ -523,7 +525,7 @@ pub async fn amount_rules_reject_and_write_nothing<T: Store + Clone>(store: T) {
 
 pub async fn text_inputs_are_validated_and_write_nothing<T: Store + Clone>(store: T) {
     let f = Fixture::new(store).await;
-    let alice = f.user();
+    let alice = f.user().await;
     let w = f.wallet(&alice, "USD").await;
     let before = f.snapshot(&[&w]).await;
     let bad_descriptions = [
@@ -602,8 +604,8 @@ pub async fn text_inputs_are_validated_and_write_nothing<T: Store + Clone>(store
 
 pub async fn money_moves_only_from_own_wallets<T: Store + Clone>(store: T) {
     let f = Fixture::new(store).await;
-    let alice = f.user();
-    let bob = f.user();
+    let alice = f.user().await;
+    let bob = f.user().await;
     let a = f.funded(&alice, "USD", "100").await;
     let b = f.funded(&bob, "USD", "100").await;
     let before = f.snapshot(&[&a, &b]).await;
@@ -633,7 +635,7 @@ pub async fn money_moves_only_from_own_wallets<T: Store + Clone>(store: T) {
 
 pub async fn withdraw_needs_available_funds<T: Store + Clone>(store: T) {
     let f = Fixture::new(store).await;
-    let alice = f.user();
+    let alice = f.user().await;
     let w = f.funded(&alice, "USD", "30").await;
     let before = f.snapshot(&[&w]).await;
     match f
@@ -675,8 +677,8 @@ pub async fn withdraw_needs_available_funds<T: Store + Clone>(store: T) {
 
 pub async fn transfer_moves_money_by_id_or_number<T: Store + Clone>(store: T) {
     let f = Fixture::new(store).await;
-    let alice = f.user();
-    let bob = f.user();
+    let alice = f.user().await;
+    let bob = f.user().await;
     let a = f.funded(&alice, "USD", "100").await;
     let b = f.wallet(&bob, "USD").await;
     let r = f
@@ -723,8 +725,8 @@ pub async fn transfer_moves_money_by_id_or_number<T: Store + Clone>(store: T) {
 
 pub async fn transfer_rules_reject_and_write_nothing<T: Store + Clone>(store: T) {
     let f = Fixture::new(store).await;
-    let alice = f.user();
-    let bob = f.user();
+    let alice = f.user().await;
+    let bob = f.user().await;
     let a = f.funded(&alice, "USD", "10").await;
     let b = f.wallet(&bob, "USD").await;
     let e = f.wallet(&bob, "EUR").await;
@@ -753,8 +755,8 @@ pub async fn transfer_rules_reject_and_write_nothing<T: Store + Clone>(store: T)
 
 pub async fn receipts_hide_other_peoples_balances<T: Store + Clone>(store: T) {
     let f = Fixture::new(store).await;
-    let alice = f.user();
-    let bob = f.user();
+    let alice = f.user().await;
+    let bob = f.user().await;
     let a = f.funded(&alice, "USD", "100").await;
     let b = f.funded(&bob, "USD", "500").await;
     let r = f
@@ -789,8 +791,8 @@ pub async fn receipts_hide_other_peoples_balances<T: Store + Clone>(store: T) {
 
 pub async fn replay_returns_the_first_receipt<T: Store + Clone>(store: T) {
     let f = Fixture::new(store).await;
-    let alice = f.user();
-    let bob = f.user();
+    let alice = f.user().await;
+    let bob = f.user().await;
     let a = f.funded(&alice, "USD", "100").await;
     let b = f.wallet(&bob, "USD").await;
     let req = TransferRequest::new(a.id, b.id, d("10.50"), "pay-1").description("dinner");
@@ -819,8 +821,8 @@ pub async fn replay_returns_the_first_receipt<T: Store + Clone>(store: T) {
 
 pub async fn idempotency_conflicts_are_detected<T: Store + Clone>(store: T) {
     let f = Fixture::new(store).await;
-    let alice = f.user();
-    let bob = f.user();
+    let alice = f.user().await;
+    let bob = f.user().await;
     let a = f.funded(&alice, "USD", "100").await;
     let b = f.wallet(&bob, "USD").await;
     let c = f.wallet_of_kind(&bob, WalletKind::Savings, "USD").await;
@@ -862,8 +864,8 @@ pub async fn idempotency_conflicts_are_detected<T: Store + Clone>(store: T) {
 
 pub async fn rejected_commands_do_not_consume_keys<T: Store + Clone>(store: T) {
     let f = Fixture::new(store).await;
-    let alice = f.user();
-    let bob = f.user();
+    let alice = f.user().await;
+    let bob = f.user().await;
     let a = f.funded(&alice, "USD", "5").await;
     let b = f.wallet(&bob, "USD").await;
     let req = TransferRequest::new(a.id, b.id, d("8"), "retry-me");
@@ -885,8 +887,8 @@ pub async fn rejected_commands_do_not_consume_keys<T: Store + Clone>(store: T) {
 
 pub async fn idempotency_keys_are_scoped_per_user<T: Store + Clone>(store: T) {
     let f = Fixture::new(store).await;
-    let alice = f.user();
-    let bob = f.user();
+    let alice = f.user().await;
+    let bob = f.user().await;
     let a = f.wallet(&alice, "USD").await;
     let b = f.wallet(&bob, "USD").await;
     let ra = f
@@ -906,9 +908,9 @@ pub async fn idempotency_keys_are_scoped_per_user<T: Store + Clone>(store: T) {
 
 pub async fn transaction_lookup_is_authorized<T: Store + Clone>(store: T) {
     let f = Fixture::new(store).await;
-    let alice = f.user();
-    let bob = f.user();
-    let carol = f.user();
+    let alice = f.user().await;
+    let bob = f.user().await;
+    let carol = f.user().await;
     let a = f.funded(&alice, "USD", "10").await;
     let b = f.wallet(&bob, "USD").await;
     let r = f
@@ -956,7 +958,7 @@ async fn busy_wallet<T: Store + Clone>(f: &Fixture<T>, who: &Actor, n: i64) -> W
 
 pub async fn history_is_newest_first_and_paginates<T: Store + Clone>(store: T) {
     let f = Fixture::new(store).await;
-    let alice = f.user();
+    let alice = f.user().await;
     let w = busy_wallet(&f, &alice, 25).await;
     let mut query = HistoryQuery::new(w.id);
     query.limit = 7;
@@ -1010,7 +1012,7 @@ pub async fn history_is_newest_first_and_paginates<T: Store + Clone>(store: T) {
 
 pub async fn history_filters_and_totals<T: Store + Clone>(store: T) {
     let f = Fixture::new(store).await;
-    let alice = f.user();
+    let alice = f.user().await;
     let w = busy_wallet(&f, &alice, 30).await;
     let all = f
         .ledger
@@ -1123,8 +1125,8 @@ pub async fn history_filters_and_totals<T: Store + Clone>(store: T) {
 
 pub async fn history_rejects_bad_queries<T: Store + Clone>(store: T) {
     let f = Fixture::new(store).await;
-    let alice = f.user();
-    let bob = f.user();
+    let alice = f.user().await;
+    let bob = f.user().await;
     let a = f.funded(&alice, "USD", "1").await;
     let b = f.funded(&bob, "USD", "1").await;
     let mut q = HistoryQuery::new(a.id);
@@ -1159,8 +1161,8 @@ pub async fn history_rejects_bad_queries<T: Store + Clone>(store: T) {
 
 pub async fn clock_stepping_back_keeps_entries_ordered<T: Store + Clone>(store: T) {
     let f = Fixture::new(store).await;
-    let alice = f.user();
-    let bob = f.user();
+    let alice = f.user().await;
+    let bob = f.user().await;
     let a = f.wallet(&alice, "USD").await;
     let b = f.wallet(&bob, "USD").await;
     f.clock.set(START.plus_micros(10_000_000));
@@ -1207,7 +1209,7 @@ pub async fn amount_bounds_are_configurable<T: Store + Clone>(store: T) {
         .with_currency_amount_bounds("JPY", AmountBounds::new(d("100"), d("50000")).unwrap())
         .unwrap();
     let f = Fixture::with_config(store, config).await;
-    let alice = f.user();
+    let alice = f.user().await;
     let usd = f.wallet(&alice, "USD").await;
     let jpy = f.wallet(&alice, "JPY").await;
     match f
@@ -1254,8 +1256,8 @@ pub async fn amount_bounds_are_configurable<T: Store + Clone>(store: T) {
 
 pub async fn verify_requires_admin_and_passes<T: Store + Clone>(store: T) {
     let f = Fixture::new(store).await;
-    let alice = f.user();
-    let bob = f.user();
+    let alice = f.user().await;
+    let bob = f.user().await;
     let a = f.funded(&alice, "USD", "100").await;
     let b = f.funded(&bob, "USD", "7").await;
     let e = f.funded(&bob, "EUR", "3").await;
@@ -1285,7 +1287,7 @@ pub async fn concurrent_transfers_conserve_money<T: Store + Clone>(store: T) {
     let mut owners = Vec::new();
     let mut wallets = Vec::new();
     for _ in 0..8 {
-        let who = f.user();
+        let who = f.user().await;
         wallets.push(f.funded(&who, "USD", "100").await);
         owners.push(who);
     }

@@ -16,18 +16,21 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 pub mod cases;
+pub mod identity_cases;
 pub mod model;
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use crate::actor::{Actor, Role};
+use crate::auth::{HashParams, JwtSecret, Password};
 use crate::config::Config;
 use crate::error::Error;
-use crate::ids::UserId;
+use crate::identity::KycStatus;
 use crate::ledger::{DepositRequest, Ledger, OpenWalletRequest};
 use crate::money::parse_amount;
 use crate::store::Store;
 use crate::time::{ManualClock, Timestamp};
+use crate::users::{AuthConfig, RegisterRequest};
 use crate::wallet::{Wallet, WalletKind};
 use rust_decimal::Decimal;
 
@@ -46,10 +49,49 @@ pub struct Fixture<S> {
     pub clock: ManualClock,
     /// An ADMIN.
     pub admin: Actor,
-    /// A SUPERUSER.
+    /// A SUPERUSER (the bootstrapped one).
     pub root: Actor,
     next_user: AtomicI64,
     next_key: AtomicU64,
+}
+
+/// The password every fixture user gets.
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// Cheap hashing parameters: the conformance suite registers many users and is not about the
+/// cost of Argon2id.
+pub fn fast_auth() -> AuthConfig {
+    AuthConfig {
+        hashing: HashParams {
+            memory_kib: 64,
+            iterations: 1,
+            parallelism: 1,
+        },
+        hash_workers: 2,
+        ..AuthConfig::default()
+    }
+}
+
+/// A fixed, valid JWT secret for tests.
+pub fn test_secret() -> JwtSecret {
+    JwtSecret::new(
+        (0u8..64)
+            .map(|i| i.wrapping_mul(37).wrapping_add(11))
+            .collect(),
+    )
+    .unwrap()
+}
+
+/// A registration request for `name` with the fixture password.
+pub fn registration(name: &str) -> RegisterRequest {
+    RegisterRequest {
+        username: name.to_owned(),
+        email: format!("{name}@example.com"),
+        password: Password::new(PASSWORD),
+        full_name: format!("Test {name}"),
+        phone: "+14155550100".to_owned(),
+        national_id: None,
+    }
 }
 
 impl<S: Store + Clone> Fixture<S> {
@@ -58,26 +100,57 @@ impl<S: Store + Clone> Fixture<S> {
         Self::with_config(store, Config::default()).await
     }
 
-    /// A fixture with `config`.
+    /// A fixture with `config`: a bootstrapped SUPERUSER (`root`) and a KYC-verified ADMIN.
     pub async fn with_config(store: S, config: Config) -> Self {
         let clock = ManualClock::new(START);
         let ledger = Ledger::with_clock(store.clone(), config, clock.clone())
+            .await
+            .unwrap()
+            .with_auth(fast_auth(), Some(test_secret()))
+            .unwrap();
+        let root = ledger.bootstrap(registration("root")).await.unwrap();
+        let root = Actor::new(root.id, root.role);
+        let admin = ledger.register(registration("admin")).await.unwrap();
+        ledger.set_role(&root, admin.id, Role::Admin).await.unwrap();
+        ledger
+            .review_kyc(&root, admin.id, KycStatus::Verified, "staff")
             .await
             .unwrap();
         Fixture {
             ledger,
             store,
             clock,
-            admin: Actor::new(UserId::new(1_000_001).unwrap(), Role::Admin),
-            root: Actor::new(UserId::new(1_000_002).unwrap(), Role::Superuser),
+            admin: Actor::new(admin.id, Role::Admin),
+            root,
             next_user: AtomicI64::new(1),
             next_key: AtomicU64::new(1),
         }
     }
 
-    /// A new customer.
-    pub fn user(&self) -> Actor {
-        Actor::user(UserId::new(self.next_user.fetch_add(1, Ordering::Relaxed)).unwrap())
+    /// A new customer, registered and KYC-verified.
+    pub async fn user(&self) -> Actor {
+        let who = self.unverified_user().await;
+        self.ledger
+            .review_kyc(
+                &self.admin,
+                who.user,
+                KycStatus::Verified,
+                "documents checked",
+            )
+            .await
+            .unwrap();
+        who
+    }
+
+    /// A new customer whose KYC review is still PENDING.
+    pub async fn unverified_user(&self) -> Actor {
+        let n = self.next_user.fetch_add(1, Ordering::Relaxed);
+        let user = self
+            .ledger
+            .register(registration(&format!("user{n}")))
+            .await
+            .unwrap();
+        Actor::user(user.id)
     }
 
     /// A new idempotency key.
@@ -195,6 +268,20 @@ macro_rules! conformance_suite {
             amount_bounds_are_configurable,
             verify_requires_admin_and_passes,
             concurrent_transfers_conserve_money,
+            bootstrap_works_once,
+            registration_validates_and_normalizes,
+            login_and_authenticate,
+            failed_logins_back_off,
+            sessions_are_revoked,
+            roles_are_changed_by_superusers_only,
+            kyc_review_and_policy,
+            inactive_users_cannot_act,
+            profiles_are_updated_by_their_owner,
+            deleting_a_user_erases_them_and_keeps_the_ledger,
+            wallets_need_a_registered_owner,
+            payment_methods_lifecycle,
+            admin_views_filter_and_paginate,
+            audit_log_filters_and_paginates,
         );
     };
     (@cases $make:expr; $($case:ident),+ $(,)?) => {

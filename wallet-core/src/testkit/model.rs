@@ -16,7 +16,7 @@ use rust_decimal::Decimal;
 use super::{Fixture, assert_code};
 use crate::actor::Actor;
 use crate::error::Error;
-use crate::ids::{TransactionId, UserId, WalletId, WalletRef};
+use crate::ids::{TransactionId, WalletId, WalletRef};
 use crate::ledger::{DepositRequest, OpenWalletRequest, TransferRequest, WithdrawRequest};
 use crate::store::Store;
 use crate::transaction::Receipt;
@@ -103,15 +103,12 @@ struct Model {
     wallets: Vec<ModelWallet>,
     external: HashMap<usize, WalletId>,
     sent: Vec<(Sent, TransactionId)>,
+    /// The registered, KYC-verified owners (indexes `0..OWNERS`).
+    owners: Vec<Actor>,
 }
 
 fn money(amount: i64, currency: usize) -> Decimal {
     Decimal::new(amount, CURRENCIES[currency].1)
-}
-
-fn owner_actor(owner: usize) -> Actor {
-    // Owners are users 1..=OWNERS; the index is below OWNERS by construction.
-    Actor::user(UserId::new(i64::try_from(owner).unwrap_or(0) + 1).unwrap())
 }
 
 fn status_error(status: WalletStatus) -> Option<&'static str> {
@@ -175,7 +172,7 @@ async fn apply<S: Store + Clone>(f: &Fixture<S>, m: &mut Model, step: &Step) {
             kind,
             currency,
         } => {
-            let actor = owner_actor(owner);
+            let actor = m.owners[owner];
             let kind_value = WalletKind::ALL[kind];
             let req = OpenWalletRequest::new(actor.user, kind_value, CURRENCIES[currency].0);
             let got = f.ledger.open_wallet(&actor, req).await;
@@ -202,7 +199,7 @@ async fn apply<S: Store + Clone>(f: &Fixture<S>, m: &mut Model, step: &Step) {
             let out = matches!(step, Step::Withdraw { .. });
             let (owner, currency, id) =
                 (m.wallets[w].owner, m.wallets[w].currency, m.wallets[w].id);
-            let actor = owner_actor(owner);
+            let actor = m.owners[owner];
             let value = money(amount, currency);
             let (got, sent) = if out {
                 let req = WithdrawRequest::new(id, value, f.key());
@@ -238,7 +235,7 @@ async fn apply<S: Store + Clone>(f: &Fixture<S>, m: &mut Model, step: &Step) {
                 return;
             };
             let (fa, fb) = (&m.wallets[a], &m.wallets[b]);
-            let actor = owner_actor(fa.owner);
+            let actor = m.owners[fa.owner];
             let (src, dst): (WalletRef, WalletRef) = if by_number {
                 (
                     crate::WalletNumber::of(fa.id).into(),
@@ -345,6 +342,9 @@ async fn check<S: Store + Clone>(f: &Fixture<S>, m: &Model) {
 pub async fn run_sequence<S: Store + Clone>(store: S, steps: &[Step]) {
     let f = Fixture::new(store).await;
     let mut m = Model::default();
+    for _ in 0..OWNERS {
+        m.owners.push(f.user().await);
+    }
     for s in steps {
         apply(&f, &mut m, s).await;
         check(&f, &m).await;

@@ -4,10 +4,14 @@
 //! applies the returned [`Effects`] atomically. The same state and command always give the same
 //! decision, so both backends enforce exactly the same rules.
 
-use crate::actor::{Action, authorize};
+mod identity;
+mod payment_methods;
+
+use crate::actor::{Action, Actor, authorize};
 use crate::command::{Command, Fingerprint, Flow, Move, Op, OpenWallet, SetWalletStatus};
 use crate::currency::Currency;
 use crate::error::{Error, Result};
+use crate::identity::{KycStatus, UserRecord};
 use crate::ids::{TransactionId, TransactionRef, UserId, WalletId, WalletNumber};
 use crate::money::{Money, to_minor};
 use crate::text::{Description, IdempotencyKey, Metadata};
@@ -37,6 +41,22 @@ pub struct State {
     pub slot: Option<WalletId>,
     /// The exponent the store recorded for the requested currency, if it has one.
     pub stored_exponent: Option<u8>,
+    /// The acting user's record.
+    pub actor: Option<UserRecord>,
+    /// The record of the user the command is about.
+    pub user: Option<UserRecord>,
+    /// The user holding the requested username, if any.
+    pub username_owner: Option<UserId>,
+    /// The user holding the requested e-mail address, if any.
+    pub email_owner: Option<UserId>,
+    /// How many active SUPERUSERs exist.
+    pub active_superusers: u64,
+    /// The wallets of the owner being deleted.
+    pub owner_wallets: Vec<WalletState>,
+    /// The payment method the command names.
+    pub payment_method: Option<crate::payment_method::PaymentMethod>,
+    /// The owner's payment methods (when adding one).
+    pub methods: Vec<crate::payment_method::PaymentMethod>,
 }
 
 /// A new wallet to insert.
@@ -155,9 +175,36 @@ impl Posting {
     }
 }
 
+/// A user to insert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewUser {
+    /// The record, with a placeholder id the store replaces.
+    pub record: UserRecord,
+}
+
 /// What to write.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effects {
+    /// Insert a user.
+    InsertUser(NewUser),
+    /// Store a user record (every column but the id).
+    UpdateUser(UserRecord),
+    /// Store a deleted user's erased record and close their wallets.
+    DeleteUser {
+        /// The erased record.
+        user: UserRecord,
+        /// Their wallets, now CLOSED.
+        wallets: Vec<WalletState>,
+    },
+    /// Nothing but the command's audit record.
+    Nothing,
+    /// Insert a payment method (placeholder id); if it is the default, the owner's other
+    /// methods stop being default.
+    InsertPaymentMethod(crate::payment_method::PaymentMethod),
+    /// Store a payment method; if it is the default, the owner's others stop being default.
+    UpdatePaymentMethod(crate::payment_method::PaymentMethod),
+    /// Delete a payment method.
+    DeletePaymentMethod(crate::payment_method::PaymentMethodId),
     /// Insert a wallet (and register its currency first if needed).
     OpenWallet(NewWallet),
     /// Store the wallet's new status (`updated_at` included).
@@ -183,11 +230,35 @@ pub fn decide(cmd: &Command, state: &State) -> Result<Decision> {
         Op::OpenWallet(o) => decide_open(cmd, o, state),
         Op::SetWalletStatus(s) => decide_status(cmd, s, state),
         Op::Move(m) => decide_move(cmd, m, state),
+        Op::Register(r) => identity::register(cmd, r, state),
+        Op::UpdateUser(u) => identity::update(cmd, u, state),
+        Op::Audit(_) => Ok(Decision::Apply(Effects::Nothing)),
+        Op::PaymentMethod(op) => payment_methods::decide(cmd, op, state),
     }
 }
 
+/// The acting user as they are now: their current role, and an error if they are unknown,
+/// deleted or inactive. The role in a session token may be stale; the stored one decides.
+fn acting(cmd: &Command, state: &State) -> Result<(Actor, UserRecord)> {
+    let claimed = cmd.actor.ok_or(Error::Forbidden)?;
+    let record = state
+        .actor
+        .as_ref()
+        .filter(|r| r.id == claimed.user)
+        .ok_or(Error::Forbidden)?;
+    if record.is_deleted() || !record.active {
+        return Err(Error::UserInactive);
+    }
+    Ok((Actor::new(record.id, record.role), record.clone()))
+}
+
 fn decide_open(cmd: &Command, o: &OpenWallet, state: &State) -> Result<Decision> {
-    authorize(&cmd.actor, Action::OpenWallet { owner: o.owner })?;
+    let (actor, _) = acting(cmd, state)?;
+    authorize(&actor, Action::OpenWallet { owner: o.owner })?;
+    match &state.user {
+        Some(owner) if owner.id == o.owner && !owner.is_deleted() => {}
+        _ => return Err(Error::UserNotFound),
+    }
     if let Some(stored) = state.stored_exponent
         && stored != o.currency.exponent()
     {
@@ -221,8 +292,9 @@ fn customer_wallet(state: &State, i: usize) -> Result<&WalletState> {
 }
 
 fn decide_status(cmd: &Command, s: &SetWalletStatus, state: &State) -> Result<Decision> {
+    let (actor, _) = acting(cmd, state)?;
     let wallet = customer_wallet(state, 0)?;
-    authorize(&cmd.actor, Action::SetWalletStatus)?;
+    authorize(&actor, Action::SetWalletStatus)?;
     let from = wallet.record.status;
     if from == s.status {
         return Ok(Decision::Unchanged(wallet.clone()));
@@ -262,13 +334,25 @@ fn decide_move(cmd: &Command, m: &Move, state: &State) -> Result<Decision> {
     }
 
     // The wallet the money comes from (or, for a top-up, goes to) decides who may act.
+    let (actor, record) = acting(cmd, state)?;
     let primary = customer_wallet(state, 0)?;
     authorize(
-        &cmd.actor,
+        &actor,
         Action::MoveMoney {
             owner: primary.record.owner,
         },
     )?;
+    if record.kyc != KycStatus::Verified {
+        let policy = cmd.config.kyc_policy();
+        let allowed = match m.flow {
+            Flow::Deposit { .. } => policy.top_up,
+            Flow::Withdraw { .. } => policy.withdraw,
+            Flow::Transfer { .. } => policy.send,
+        };
+        if !allowed {
+            return Err(Error::KycRequired);
+        }
+    }
     let currency = primary.record.currency;
     let counterparty = match m.flow {
         Flow::Transfer { .. } => {
@@ -339,7 +423,7 @@ fn decide_move(cmd: &Command, m: &Move, state: &State) -> Result<Decision> {
         currency,
         description: m.description.clone(),
         metadata: m.metadata.clone(),
-        initiated_by: cmd.actor.user,
+        initiated_by: actor.user,
         idempotency_key: m.idempotency_key.clone(),
         fingerprint,
         created_at,
