@@ -30,6 +30,10 @@ pub mod wallet;
 pub mod testkit;
 
 pub use actor::{Actor, Role};
+pub use auth::{JwtSecret, LoginBackoff, Password, RateLimiter, SessionToken};
+pub use identity::{KycPolicy, KycStatus, User};
+pub use payment_method::{NewPaymentMethod, PaymentMethod, PaymentMethodId};
+pub use users::{AuthConfig, ProfileUpdate, RegisterRequest, Session};
 pub use config::{AmountBounds, Config};
 pub use currency::{Currency, CurrencyCode, CurrencyRegistry};
 pub use error::{Error, ErrorKind, Result};

@@ -103,7 +103,11 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let again = ledger.transfer(&alice, retry).await?;
     assert!(again.replayed && again.transaction.id == receipt.transaction.id);
 
-    println!("Ledger file: {}\n", path.display());
+    println!("Ledger file: {}", path.display());
+    println!(
+        "Signed in as alice (user {}), session valid until {}\n",
+        alice.user, session.expires_at
+    );
     println!("Balances");
     for w in [
         ledger.wallet(&alice, alices.id).await?,

@@ -898,3 +898,81 @@ pub async fn audit_log_filters_and_paginates<T: Store + Clone>(store: T) {
         "invalid_query",
     );
 }
+
+/// A ledger over `store` whose passwords are hashed with `memory_kib` of memory.
+async fn ledger_hashing<T: Store + Clone>(store: T, memory_kib: u32) -> crate::ledger::Ledger<T> {
+    let auth = crate::users::AuthConfig {
+        hashing: crate::auth::HashParams {
+            memory_kib,
+            iterations: 1,
+            parallelism: 1,
+        },
+        hash_workers: 1,
+        ..crate::users::AuthConfig::default()
+    };
+    crate::ledger::Ledger::new(store, crate::config::Config::default())
+        .await
+        .unwrap()
+        .with_auth(auth, Some(super::test_secret()))
+        .unwrap()
+}
+
+pub async fn old_password_hashes_are_upgraded_at_login<T: Store + Clone>(store: T) {
+    let old = ledger_hashing(store.clone(), 64).await;
+    let alice = old.register(registration("alice")).await.unwrap();
+    let phc = |r: crate::identity::UserRecord| r.password.unwrap().as_phc().to_owned();
+    let before = phc(store.user(alice.id).await.unwrap().unwrap());
+    assert!(before.contains("m=64,"), "{before}");
+    let new = ledger_hashing(store.clone(), 128).await;
+    assert_code(
+        new.login("alice", Password::new("wrong password!")).await,
+        "invalid_credentials",
+    );
+    assert_eq!(
+        phc(store.user(alice.id).await.unwrap().unwrap()),
+        before,
+        "no upgrade on failure"
+    );
+    new.login("alice", Password::new(PASSWORD)).await.unwrap();
+    let after = phc(store.user(alice.id).await.unwrap().unwrap());
+    assert!(after.contains("m=128,"), "{after}");
+    // The upgraded hash still verifies, under either configuration.
+    new.login("alice", Password::new(PASSWORD)).await.unwrap();
+    old.login("alice", Password::new(PASSWORD)).await.unwrap();
+}
+
+/// An unknown login name costs a full hash verification, like a wrong password: the time
+/// of the two failures is the same within noise (medians of several tries, a generous band).
+pub async fn unknown_users_cost_a_hash<T: Store + Clone>(store: T) {
+    let ledger = ledger_hashing(store, 8192).await;
+    ledger.register(registration("alice")).await.unwrap();
+    let mut known = Vec::new();
+    let mut unknown = Vec::new();
+    for i in 0..7 {
+        // Distinct names keep the per-account backoff out of the measurement.
+        let mut req = registration(&format!("timed{i}"));
+        req.email = format!("timed{i}@example.com");
+        ledger.register(req).await.unwrap();
+        let t = std::time::Instant::now();
+        let r = ledger
+            .login(&format!("timed{i}"), Password::new("wrong password!"))
+            .await;
+        known.push(t.elapsed());
+        assert_code(r, "invalid_credentials");
+        let t = std::time::Instant::now();
+        let r = ledger
+            .login(&format!("ghost{i}"), Password::new("wrong password!"))
+            .await;
+        unknown.push(t.elapsed());
+        assert_code(r, "invalid_credentials");
+    }
+    known.sort();
+    unknown.sort();
+    let ratio = unknown[3].as_secs_f64() / known[3].as_secs_f64();
+    assert!(
+        (0.33..3.0).contains(&ratio),
+        "unknown {:?} vs wrong password {:?}",
+        unknown[3],
+        known[3]
+    );
+}

@@ -282,6 +282,8 @@ macro_rules! conformance_suite {
             payment_methods_lifecycle,
             admin_views_filter_and_paginate,
             audit_log_filters_and_paginates,
+            old_password_hashes_are_upgraded_at_login,
+            unknown_users_cost_a_hash,
         );
     };
     (@cases $make:expr; $($case:ident),+ $(,)?) => {
