@@ -97,6 +97,8 @@ pub enum Action {
     UpdateProfile {
         /// The user changed.
         target: UserId,
+        /// Their current role.
+        target_role: Role,
     },
     /// Change a user's password (the current password is checked by the service).
     ChangePassword {
@@ -168,9 +170,19 @@ pub fn authorize(actor: &Actor, action: Action) -> Result<()> {
         Action::MoveMoney { owner } => actor.owns(owner),
         Action::ReadTransaction { party } => party || actor.is_admin(),
         Action::Verify | Action::AdminRead | Action::ReviewPaymentMethod => actor.is_admin(),
-        Action::ReadUser { target }
-        | Action::UpdateProfile { target }
-        | Action::RevokeSessions { target } => target == actor.user || actor.is_admin(),
+        Action::ReadUser { target } | Action::RevokeSessions { target } => {
+            target == actor.user || actor.is_admin()
+        }
+        // Staff may correct a customer's profile; a staff member's profile (whose e-mail could
+        // let its new holder take the account over) is changed by its owner or a SUPERUSER.
+        Action::UpdateProfile {
+            target,
+            target_role,
+        } => {
+            target == actor.user
+                || actor.is_superuser()
+                || (actor.is_admin() && target_role == Role::User)
+        }
         Action::ChangePassword { target } => target == actor.user,
         Action::SetRole { target } | Action::DeleteUser { target } => {
             actor.is_superuser() && not_self(target)
@@ -262,8 +274,27 @@ mod tests {
             (Action::AdminRead, [false, true, true]),
             (Action::ReadUser { target: me }, [true, true, true]),
             (Action::ReadUser { target: other }, [false, true, true]),
-            (Action::UpdateProfile { target: me }, [true, true, true]),
-            (Action::UpdateProfile { target: other }, [false, true, true]),
+            (
+                Action::UpdateProfile {
+                    target: me,
+                    target_role: Role::User,
+                },
+                [true, true, true],
+            ),
+            (
+                Action::UpdateProfile {
+                    target: other,
+                    target_role: Role::User,
+                },
+                [false, true, true],
+            ),
+            (
+                Action::UpdateProfile {
+                    target: other,
+                    target_role: Role::Admin,
+                },
+                [false, false, true],
+            ),
             (Action::ChangePassword { target: me }, [true, true, true]),
             (
                 Action::ChangePassword { target: other },

@@ -31,21 +31,21 @@ pub mod testkit;
 
 pub use actor::{Actor, Role};
 pub use auth::{JwtSecret, LoginBackoff, Password, RateLimiter, SessionToken};
-pub use identity::{KycPolicy, KycStatus, User};
-pub use payment_method::{NewPaymentMethod, PaymentMethod, PaymentMethodId};
-pub use users::{AuthConfig, ProfileUpdate, RegisterRequest, Session};
 pub use config::{AmountBounds, Config};
 pub use currency::{Currency, CurrencyCode, CurrencyRegistry};
 pub use error::{Error, ErrorKind, Result};
 pub use history::{HistoryCursor, HistoryLine, HistoryPage, HistoryQuery, HistoryTotals};
+pub use identity::{KycPolicy, KycStatus, User};
 pub use ids::{TransactionId, TransactionRef, UserId, WalletId, WalletNumber, WalletRef};
 pub use ledger::{
     DepositRequest, Ledger, MoveDetails, OpenWalletRequest, TransferRequest, WithdrawRequest,
 };
 pub use money::{Money, parse_amount};
+pub use payment_method::{NewPaymentMethod, PaymentMethod, PaymentMethodId};
 pub use store::Store;
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};
 pub use transaction::{Leg, Receipt, Transaction, TransactionKind, TransactionStatus};
+pub use users::{AuthConfig, ProfileUpdate, RegisterRequest, Session};
 pub use verify::VerifyReport;
 pub use wallet::{Wallet, WalletKind, WalletStatus};
 

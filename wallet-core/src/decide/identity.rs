@@ -75,7 +75,10 @@ pub(super) fn update(cmd: &Command, u: &UpdateUser, state: &State) -> Result<Dec
     let (actor, _) = acting(cmd, state)?;
     let before = target(state, u.user)?;
     let action = match &u.change {
-        UserChange::Profile(_) => Action::UpdateProfile { target: u.user },
+        UserChange::Profile(_) => Action::UpdateProfile {
+            target: u.user,
+            target_role: before.role,
+        },
         UserChange::Password { .. } => Action::ChangePassword { target: u.user },
         UserChange::RevokeSessions => Action::RevokeSessions { target: u.user },
         UserChange::Role(_) => Action::SetRole { target: u.user },
