@@ -480,6 +480,10 @@ pub async fn deleting_a_user_erases_them_and_keeps_the_ledger<T: Store + Clone>(
         .transfer(&alice, TransferRequest::new(wa.id, wb.id, d("4"), f.key()))
         .await
         .unwrap();
+    f.ledger
+        .add_payment_method(&alice, alice.user, card("4242", 12, 2030, None))
+        .await
+        .unwrap();
     assert_code(
         f.ledger.delete_user(&f.admin, alice.user).await,
         "forbidden",
@@ -495,6 +499,14 @@ pub async fn deleting_a_user_erases_them_and_keeps_the_ledger<T: Store + Clone>(
     let gone = f.ledger.delete_user(&f.root, alice.user).await.unwrap();
     assert!(gone.profile.is_none() && gone.deleted_at.is_some() && !gone.active);
     assert_eq!(f.reload(&wa).await.status, WalletStatus::Closed);
+    assert!(
+        f.ledger
+            .payment_methods(&f.root, alice.user)
+            .await
+            .unwrap()
+            .is_empty(),
+        "provider tokens are erased with the user"
+    );
     assert_code(
         f.ledger.login("user1", Password::new(PASSWORD)).await,
         "invalid_credentials",
