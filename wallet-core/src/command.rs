@@ -118,13 +118,19 @@ pub struct UpdateUser {
 pub enum UserChange {
     /// New profile values (each `Some` field replaces the old one).
     Profile(ProfileChange),
-    /// A new password hash. `revoke` ends every session (a password change); without it the
-    /// hash is only upgraded to the current parameters after a successful login.
+    /// A new password: ends every session.
     Password {
         /// The new hash.
         hash: PasswordHash,
-        /// End every outstanding session.
-        revoke: bool,
+    },
+    /// The same password re-hashed with the current parameters after a login. Applied only if
+    /// the stored hash is still `replaces` (compare and swap): a password changed meanwhile
+    /// must not be overwritten by a hash of the old one.
+    UpgradeHash {
+        /// The hash the login verified.
+        replaces: PasswordHash,
+        /// Its replacement.
+        hash: PasswordHash,
     },
     /// End every outstanding session (logout everywhere).
     RevokeSessions,
@@ -335,6 +341,7 @@ impl Command {
                         n.owner_wallets = Some(u.user);
                     }
                     UserChange::Password { .. }
+                    | UserChange::UpgradeHash { .. }
                     | UserChange::RevokeSessions
                     | UserChange::Kyc { .. } => {}
                 }
@@ -394,11 +401,9 @@ impl Command {
             )),
             Op::UpdateUser(u) => Some(match &u.change {
                 UserChange::Profile(_) => user_note(AuditAction::UpdateProfile, u.user),
-                UserChange::Password { revoke: true, .. } => {
-                    user_note(AuditAction::ChangePassword, u.user)
-                }
+                UserChange::Password { .. } => user_note(AuditAction::ChangePassword, u.user),
                 // A hash upgrade after a login is bookkeeping, recorded by the login itself.
-                UserChange::Password { revoke: false, .. } => return None,
+                UserChange::UpgradeHash { .. } => return None,
                 UserChange::RevokeSessions => user_note(AuditAction::RevokeSessions, u.user),
                 UserChange::Role(role) => {
                     user_note(AuditAction::SetRole, u.user).with_detail(role.as_str())

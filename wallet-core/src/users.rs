@@ -140,6 +140,11 @@ pub struct Session {
     pub expires_at: Timestamp,
 }
 
+/// The login-backoff key of an account (login names are keys of their own).
+fn account_key(user: UserId) -> String {
+    format!("user:{user}")
+}
+
 fn expect_user(outcome: Outcome) -> Result<UserRecord> {
     match outcome {
         Outcome::User(u) => Ok(u),
@@ -223,7 +228,10 @@ impl<S: Store> Ledger<S> {
             } else {
                 login.to_ascii_lowercase()
             };
+            // Each attempt counts as a failure from before its verification starts until it
+            // succeeds, so concurrent guesses cannot all slip through one open window.
             self.auth.backoff.check(&key, now)?;
+            self.auth.backoff.record_failure(&key, now);
             let parsed = if key.is_empty() {
                 None
             } else if key.contains('@') {
@@ -235,12 +243,17 @@ impl<S: Store> Ledger<S> {
                 Some(l) => self.store.user_by_login(l).await?,
                 None => None,
             };
+            // The account has its own counter too, whichever name was typed.
+            let account_key = record.as_ref().map(|r| account_key(r.id));
+            if let Some(k) = &account_key {
+                self.auth.backoff.check(k, now)?;
+                self.auth.backoff.record_failure(k, now);
+            }
             let hash = record.as_ref().and_then(|r| r.password.clone());
             let verified = self.auth.pool.verify(password, hash).await?;
             let record = match record {
                 Some(r) if verified.ok => r,
                 other => {
-                    self.auth.backoff.record_failure(&key, now);
                     let target = other.map(|r| r.id);
                     self.audit_login(None, target, Error::InvalidCredentials.code())
                         .await;
@@ -254,13 +267,13 @@ impl<S: Store> Ledger<S> {
                 return Err(Error::UserInactive);
             }
             self.auth.backoff.record_success(&key);
-            if let Some(hash) = verified.upgraded {
+            if let Some(k) = &account_key {
+                self.auth.backoff.record_success(k);
+            }
+            if let (Some(hash), Some(replaces)) = (verified.upgraded, record.password.clone()) {
                 let op = Op::UpdateUser(UpdateUser {
                     user: record.id,
-                    change: UserChange::Password {
-                        hash,
-                        revoke: false,
-                    },
+                    change: UserChange::UpgradeHash { replaces, hash },
                 });
                 if let Err(e) = self.execute(Some(&actor), op).await {
                     tracing::warn!(code = e.code(), "could not upgrade a password hash");
@@ -354,6 +367,12 @@ impl<S: Store> Ledger<S> {
             self.auth
                 .policy
                 .check(&new, profile.username.as_str(), profile.email.as_str())?;
+            // Guessing the current password through a stolen session is throttled like a
+            // login, on the account's counter.
+            let key = account_key(record.id);
+            let now = self.clock.now();
+            self.auth.backoff.check(&key, now)?;
+            self.auth.backoff.record_failure(&key, now);
             let verified = self
                 .auth
                 .pool
@@ -362,13 +381,10 @@ impl<S: Store> Ledger<S> {
             if !verified.ok {
                 return Err(Error::InvalidCredentials);
             }
+            self.auth.backoff.record_success(&key);
             let hash = self.auth.pool.hash(new).await?;
-            self.update_user(
-                actor,
-                actor.user,
-                UserChange::Password { hash, revoke: true },
-            )
-            .await
+            self.update_user(actor, actor.user, UserChange::Password { hash })
+                .await
         }
         .instrument(span)
         .await

@@ -101,6 +101,16 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ) STRICT;
     CREATE INDEX users_by_role ON users (role, active);
 
+    -- Version 1 had wallet owners but no user records. Each such owner becomes a user with
+    -- their own id (so later users never inherit their wallets), a placeholder identity, no
+    -- password (they cannot log in until a host gives them one) and KYC PENDING: role USER
+    -- (1), active, PENDING (1).
+    INSERT INTO users (id, username, email, full_name, phone, role, active, kyc,
+                       token_version, created_at, updated_at)
+    SELECT owner_id, 'legacy-' || owner_id, 'legacy-' || owner_id || '@legacy.invalid',
+           'Owner ' || owner_id, '+10000000000', 1, 1, 1, 0, min(created_at), min(created_at)
+    FROM wallets WHERE owner_id IS NOT NULL GROUP BY owner_id;
+
     CREATE TABLE audit_log (
         id       INTEGER PRIMARY KEY,
         at       INTEGER NOT NULL,
@@ -255,6 +265,40 @@ mod tests {
             assert_eq!(dump(&conn), expected, "upgrade from version {start}");
             assert_eq!(pragma_i64(&conn, "user_version").unwrap(), latest_version());
         }
+    }
+
+    #[test]
+    fn version_1_owners_become_users_and_keep_their_ids() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate_to(&mut conn, 1).unwrap();
+        conn.execute_batch(
+            "INSERT INTO currencies VALUES ('USD', 2);
+             INSERT INTO wallets (owner_id, kind, currency, status, created_at, updated_at)
+             VALUES (7, 1, 'USD', 1, 5, 5), (7, 2, 'USD', 1, 6, 6), (3, 1, 'USD', 1, 9, 9);",
+        )
+        .unwrap();
+        migrate_to(&mut conn, latest_version()).unwrap();
+        let ids: Vec<i64> = conn
+            .prepare("SELECT id FROM users ORDER BY id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(ids, vec![3, 7]);
+        let owner = crate::users::user(&conn, wallet_core::UserId::new(7).unwrap())
+            .unwrap()
+            .unwrap();
+        assert!(owner.password.is_none() && owner.active && !owner.is_deleted());
+        assert_eq!(owner.created_at, wallet_core::Timestamp::from_micros(5));
+        // The next user gets a fresh id, never an old owner's.
+        conn.execute_batch(
+            "INSERT INTO users (username, email, full_name, phone, role, active, kyc,
+                                token_version, created_at, updated_at)
+             VALUES ('new', 'new@example.com', 'New', '+14155550100', 1, 1, 1, 0, 1, 1)",
+        )
+        .unwrap();
+        assert_eq!(conn.last_insert_rowid(), 8);
     }
 
     #[test]

@@ -285,9 +285,11 @@ impl PasswordHasher {
         std::hint::black_box(matched);
     }
 
-    /// Whether `hash` was made with a different algorithm, version, parameters, output length
-    /// or a shorter salt than this hasher uses now. Re-hash the password at the next
-    /// successful login when it was.
+    /// Whether `hash` was made with another algorithm or version, a lower cost (memory,
+    /// passes or lanes) than this hasher uses now, another output length or a shorter salt.
+    /// Re-hash the password at the next successful login when it was. A hash that is costlier
+    /// than the current settings is kept: a node running cheaper settings (a rollback, a
+    /// second service) must never downgrade hashes.
     pub fn needs_rehash(&self, hash: &PasswordHash) -> bool {
         let Some(parsed) = hash.parse() else {
             return true;
@@ -297,9 +299,9 @@ impl PasswordHasher {
         };
         parsed.algorithm.as_str() != Algorithm::Argon2id.as_str()
             || parsed.version != Some(u32::from(Version::V0x13))
-            || params.m_cost() != self.params.memory_kib
-            || params.t_cost() != self.params.iterations
-            || params.p_cost() != self.params.parallelism
+            || params.m_cost() < self.params.memory_kib
+            || params.t_cost() < self.params.iterations
+            || params.p_cost() < self.params.parallelism
             || !params.keyid().is_empty()
             || !params.data().is_empty()
             || parsed.hash.as_ref().map(phc::Output::len) != Some(OUTPUT_LEN)
@@ -586,6 +588,10 @@ mod tests {
         let old = weaker.hash(&pw("password one")).unwrap();
         assert!(h.needs_rehash(&old));
         assert!(!weaker.needs_rehash(&old));
+        assert!(
+            !weaker.needs_rehash(&current),
+            "never downgrade a costlier hash"
+        );
         // Still verifies, so the login succeeds and the upgrade can happen.
         assert!(h.verify(&pw("password one"), &old));
 

@@ -79,14 +79,22 @@ pub(super) fn update(cmd: &Command, u: &UpdateUser, state: &State) -> Result<Dec
             target: u.user,
             target_role: before.role,
         },
-        UserChange::Password { .. } => Action::ChangePassword { target: u.user },
-        UserChange::RevokeSessions => Action::RevokeSessions { target: u.user },
+        UserChange::Password { .. } | UserChange::UpgradeHash { .. } => {
+            Action::ChangePassword { target: u.user }
+        }
+        UserChange::RevokeSessions => Action::RevokeSessions {
+            target: u.user,
+            target_role: before.role,
+        },
         UserChange::Role(_) => Action::SetRole { target: u.user },
         UserChange::Active(_) => Action::SetUserActive {
             target: u.user,
             target_role: before.role,
         },
-        UserChange::Kyc { .. } => Action::ReviewKyc { target: u.user },
+        UserChange::Kyc { .. } => Action::ReviewKyc {
+            target: u.user,
+            target_role: before.role,
+        },
         UserChange::Delete => Action::DeleteUser { target: u.user },
     };
     authorize(&actor, action)?;
@@ -95,11 +103,16 @@ pub(super) fn update(cmd: &Command, u: &UpdateUser, state: &State) -> Result<Dec
     after.updated_at = cmd.now.max(before.updated_at);
     match &u.change {
         UserChange::Profile(change) => apply_profile(&mut after, change, state)?,
-        UserChange::Password { hash, revoke } => {
+        UserChange::Password { hash } => {
             after.password = Some(hash.clone());
-            if *revoke {
-                after.token_version = bump(before.token_version)?;
+            after.token_version = bump(before.token_version)?;
+        }
+        UserChange::UpgradeHash { replaces, hash } => {
+            if before.password.as_ref() != Some(replaces) {
+                // Changed since the login read it: keep the newer password.
+                return Ok(Decision::Apply(Effects::Nothing));
             }
+            after.password = Some(hash.clone());
         }
         UserChange::RevokeSessions => after.token_version = bump(before.token_version)?,
         UserChange::Role(role) => {
@@ -279,6 +292,39 @@ mod tests {
             Op::UpdateUser(u) => update(cmd, u, state),
             _ => unreachable!("only updates here"),
         }
+    }
+
+    /// A login re-hashes the password it verified; if the password changed in between, the
+    /// upgrade must not bring the old one back.
+    #[test]
+    fn hash_upgrades_are_compare_and_swap() {
+        let user = record(2, Role::User);
+        let old = user.password.clone().unwrap();
+        let upgraded = PasswordHash::from_phc(
+            "$argon2id$v=19$m=128,t=1,p=1$c29tZXNhbHQ$YWJjZGVmZ2hpamtsbW5vcA".into(),
+        )
+        .unwrap();
+        let state = State {
+            actor: Some(user.clone()),
+            user: Some(user.clone()),
+            ..State::default()
+        };
+        let upgrade = |replaces: PasswordHash| UserChange::UpgradeHash {
+            replaces,
+            hash: upgraded.clone(),
+        };
+        match decide_update(&command(&user, user.id, upgrade(old)), &state) {
+            Ok(Decision::Apply(Effects::UpdateUser(u))) => {
+                assert_eq!(u.password.as_ref(), Some(&upgraded));
+                assert_eq!(u.token_version, user.token_version, "sessions kept");
+            }
+            other => panic!("{other:?}"),
+        }
+        let stale = upgraded.clone();
+        assert_eq!(
+            decide_update(&command(&user, user.id, upgrade(stale)), &state),
+            Ok(Decision::Apply(Effects::Nothing))
+        );
     }
 
     #[test]

@@ -1,18 +1,19 @@
 //! Decisions about payment methods.
 
-use crate::actor::{Action, authorize};
+use crate::actor::{Action, Actor, authorize};
 use crate::command::{Command, PAYMENT_METHODS_PER_USER_MAX, PaymentMethodOp};
 use crate::error::{Error, Result};
 use crate::payment_method::{PaymentMethod, PaymentMethodId, PaymentMethodStatus};
 
 use super::{Decision, Effects, State, acting};
 
-/// The method the operation names, as loaded.
-fn loaded(state: &State, id: PaymentMethodId) -> Result<&PaymentMethod> {
+/// The method the operation names, as loaded. A customer asking about someone else's method
+/// learns nothing, not even that it exists.
+fn loaded<'a>(state: &'a State, id: PaymentMethodId, actor: &Actor) -> Result<&'a PaymentMethod> {
     state
         .payment_method
         .as_ref()
-        .filter(|m| m.id == id)
+        .filter(|m| m.id == id && (m.owner == actor.user || actor.is_admin()))
         .ok_or(Error::PaymentMethodNotFound)
 }
 
@@ -63,7 +64,7 @@ pub(super) fn decide(cmd: &Command, op: &PaymentMethodOp, state: &State) -> Resu
             return Ok(Decision::Apply(Effects::InsertPaymentMethod(record)));
         }
         PaymentMethodOp::SetDefault(id) => {
-            let m = loaded(state, *id)?;
+            let m = loaded(state, *id, &actor)?;
             authorize(&actor, Action::ManagePaymentMethod { owner: m.owner })?;
             usable(m, cmd)?;
             let mut after = m.clone();
@@ -71,7 +72,7 @@ pub(super) fn decide(cmd: &Command, op: &PaymentMethodOp, state: &State) -> Resu
             after
         }
         PaymentMethodOp::SetStatus(id, status) => {
-            let m = loaded(state, *id)?;
+            let m = loaded(state, *id, &actor)?;
             let from = m.effective_status(cmd.now);
             if from.needs_admin(*status) {
                 authorize(&actor, Action::ReviewPaymentMethod)?;
@@ -95,14 +96,14 @@ pub(super) fn decide(cmd: &Command, op: &PaymentMethodOp, state: &State) -> Resu
             after
         }
         PaymentMethodOp::Verify(id) => {
-            let m = loaded(state, *id)?;
+            let m = loaded(state, *id, &actor)?;
             authorize(&actor, Action::ReviewPaymentMethod)?;
             let mut after = m.clone();
             after.verified = true;
             after
         }
         PaymentMethodOp::Delete(id) => {
-            let m = loaded(state, *id)?;
+            let m = loaded(state, *id, &actor)?;
             authorize(&actor, Action::DeletePaymentMethod)?;
             return Ok(Decision::Apply(Effects::DeletePaymentMethod(m.id)));
         }

@@ -948,9 +948,12 @@ pub async fn old_password_hashes_are_upgraded_at_login<T: Store + Clone>(store: 
     new.login("alice", Password::new(PASSWORD)).await.unwrap();
     let after = phc(store.user(alice.id).await.unwrap().unwrap());
     assert!(after.contains("m=128,"), "{after}");
-    // The upgraded hash still verifies, under either configuration.
+    // The upgraded hash still verifies, under either configuration, and a node with the
+    // cheaper settings never downgrades it.
     new.login("alice", Password::new(PASSWORD)).await.unwrap();
     old.login("alice", Password::new(PASSWORD)).await.unwrap();
+    let kept = phc(store.user(alice.id).await.unwrap().unwrap());
+    assert!(kept.contains("m=128,"), "{kept}");
 }
 
 /// An unknown login name costs a full hash verification, like a wrong password: the time
@@ -987,4 +990,74 @@ pub async fn unknown_users_cost_a_hash<T: Store + Clone>(store: T) {
         unknown[3],
         known[3]
     );
+}
+
+pub async fn other_peoples_payment_methods_are_invisible<T: Store + Clone>(store: T) {
+    let f = Fixture::new(store).await;
+    let alice = f.user().await;
+    let mallory = f.user().await;
+    let m = f
+        .ledger
+        .add_payment_method(&alice, alice.user, card("4242", 12, 2030, None))
+        .await
+        .unwrap();
+    let missing = crate::payment_method::PaymentMethodId::new(m.id.get() + 1000).unwrap();
+    for id in [m.id, missing] {
+        assert_code(
+            f.ledger.set_default_payment_method(&mallory, id).await,
+            "payment_method_not_found",
+        );
+        assert_code(
+            f.ledger
+                .set_payment_method_status(&mallory, id, PaymentMethodStatus::Inactive)
+                .await,
+            "payment_method_not_found",
+        );
+    }
+    assert_eq!(
+        f.ledger.payment_methods(&alice, alice.user).await.unwrap()[0].status,
+        PaymentMethodStatus::Active
+    );
+}
+
+/// An ADMIN manages customers; staff are managed by a SUPERUSER.
+pub async fn staff_are_managed_by_superusers_only<T: Store + Clone>(store: T) {
+    let f = Fixture::new(store).await;
+    let other_admin = f.user().await;
+    f.ledger
+        .set_role(&f.root, other_admin.user, Role::Admin)
+        .await
+        .unwrap();
+    let root = f.root.user;
+    assert_code(
+        f.ledger.logout_everywhere(&f.admin, root).await,
+        "forbidden",
+    );
+    assert_code(
+        f.ledger
+            .review_kyc(&f.admin, other_admin.user, KycStatus::Rejected, "no")
+            .await,
+        "forbidden",
+    );
+    assert_code(
+        f.ledger
+            .update_profile(
+                &f.admin,
+                root,
+                ProfileUpdate {
+                    email: Some("mine@example.com".into()),
+                    ..ProfileUpdate::default()
+                },
+            )
+            .await,
+        "forbidden",
+    );
+    assert_code(
+        f.ledger.set_active(&f.admin, other_admin.user, false).await,
+        "forbidden",
+    );
+    f.ledger
+        .logout_everywhere(&f.root, other_admin.user)
+        .await
+        .unwrap();
 }

@@ -284,6 +284,8 @@ macro_rules! conformance_suite {
             audit_log_filters_and_paginates,
             old_password_hashes_are_upgraded_at_login,
             unknown_users_cost_a_hash,
+            other_peoples_payment_methods_are_invisible,
+            staff_are_managed_by_superusers_only,
         );
     };
     (@cases $make:expr; $($case:ident),+ $(,)?) => {
