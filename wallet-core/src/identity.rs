@@ -41,8 +41,30 @@ code_enum!(
     }
 );
 
+/// `TryFrom<String>` through the type's validating `new`, and back to `String`: what serde's
+/// `try_from`/`into` attributes use, so deserialized values are validated too.
+macro_rules! string_conversions {
+    ($name:ident) => {
+        impl TryFrom<String> for $name {
+            type Error = Error;
+            fn try_from(s: String) -> Result<Self> {
+                $name::new(&s)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(value: $name) -> String {
+                value.0
+            }
+        }
+    };
+}
+
+/// Conversions, `as_str`, and `Display`/`Debug` showing the text.
 macro_rules! plain_string_type {
     ($name:ident) => {
+        string_conversions!($name);
+
         impl $name {
             /// The normalized text.
             pub fn as_str(&self) -> &str {
@@ -101,19 +123,6 @@ impl Username {
 }
 
 plain_string_type!(Username);
-
-impl TryFrom<String> for Username {
-    type Error = Error;
-    fn try_from(s: String) -> Result<Self> {
-        Username::new(&s)
-    }
-}
-
-impl From<Username> for String {
-    fn from(u: Username) -> String {
-        u.0
-    }
-}
 
 /// An e-mail address, validated to the common subset of RFC 5321 that mail systems accept:
 /// a dot-atom local part (letters, digits and ``!#$%&'*+/=?^_`{|}~-``, dots not leading,
@@ -178,19 +187,6 @@ impl Email {
 
 plain_string_type!(Email);
 
-impl TryFrom<String> for Email {
-    type Error = Error;
-    fn try_from(s: String) -> Result<Self> {
-        Email::new(&s)
-    }
-}
-
-impl From<Email> for String {
-    fn from(e: Email) -> String {
-        e.0
-    }
-}
-
 /// A phone number in E.164 form: `+`, then 8 to 15 digits, the first not zero. Spaces, dashes,
 /// dots and parentheses in the input are removed.
 #[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -227,19 +223,6 @@ impl PhoneNumber {
 
 plain_string_type!(PhoneNumber);
 
-impl TryFrom<String> for PhoneNumber {
-    type Error = Error;
-    fn try_from(s: String) -> Result<Self> {
-        PhoneNumber::new(&s)
-    }
-}
-
-impl From<PhoneNumber> for String {
-    fn from(p: PhoneNumber) -> String {
-        p.0
-    }
-}
-
 fn personal_text(field: &'static str, text: &str, max: usize) -> Result<String> {
     let invalid = |reason| Err(Error::InvalidPersonalData { field, reason });
     let text = text.trim();
@@ -271,19 +254,6 @@ impl FullName {
 }
 
 plain_string_type!(FullName);
-
-impl TryFrom<String> for FullName {
-    type Error = Error;
-    fn try_from(s: String) -> Result<Self> {
-        FullName::new(&s)
-    }
-}
-
-impl From<FullName> for String {
-    fn from(n: FullName) -> String {
-        n.0
-    }
-}
 
 /// A national identity number: 1 to 32 letters, digits or dashes, upper-cased. Personal data:
 /// `Debug` shows only its last two characters.
@@ -325,6 +295,8 @@ impl NationalId {
     }
 }
 
+string_conversions!(NationalId);
+
 impl fmt::Debug for NationalId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let tail: String = self
@@ -337,19 +309,6 @@ impl fmt::Debug for NationalId {
             .rev()
             .collect();
         write!(f, "NationalId(…{tail})")
-    }
-}
-
-impl TryFrom<String> for NationalId {
-    type Error = Error;
-    fn try_from(s: String) -> Result<Self> {
-        NationalId::new(&s)
-    }
-}
-
-impl From<NationalId> for String {
-    fn from(n: NationalId) -> String {
-        n.0
     }
 }
 
@@ -366,19 +325,6 @@ impl KycReason {
 }
 
 plain_string_type!(KycReason);
-
-impl TryFrom<String> for KycReason {
-    type Error = Error;
-    fn try_from(s: String) -> Result<Self> {
-        KycReason::new(&s)
-    }
-}
-
-impl From<KycReason> for String {
-    fn from(n: KycReason) -> String {
-        n.0
-    }
-}
 
 /// The personal data of a user, all validated.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -3,7 +3,6 @@
 
 use rusqlite::{Connection, params};
 use wallet_core::admin::{Dashboard, Page, Period, UserPage, UserQuery, Volume};
-use wallet_core::currency::{Currency, CurrencyCode};
 use wallet_core::identity::KycStatus;
 use wallet_core::ids::UserId;
 use wallet_core::money::Money;
@@ -12,6 +11,7 @@ use wallet_core::wallet::WalletStatus;
 use wallet_core::{Error, Result, Role};
 
 use crate::error::map_sqlite;
+use crate::queries::currency;
 
 pub(crate) mod sql {
     pub(crate) const USERS_BY_ROLE: &str =
@@ -77,12 +77,6 @@ fn counts<T>(
         out.push((decode(value)?, count(n)?));
     }
     Ok(out)
-}
-
-fn currency(code: &str, exponent: i64) -> Result<Currency> {
-    let code = CurrencyCode::new(code).map_err(|e| Error::corrupt(format!("currency: {e}")))?;
-    let exponent = u8::try_from(exponent).map_err(|_| Error::corrupt("currency exponent"))?;
-    Currency::new(code, exponent).map_err(|e| Error::corrupt(format!("currency: {e}")))
 }
 
 /// The dashboard, on one snapshot.
@@ -170,7 +164,7 @@ pub(crate) fn list_users(conn: &Connection, q: &UserQuery) -> Result<UserPage> {
         .map_err(map_sqlite)?;
     let mut items = Vec::with_capacity(ids.len());
     for id in ids {
-        let id = UserId::new(id).map_err(|e| Error::corrupt(format!("user id: {e}")))?;
+        let id = UserId::new(id).map_err(crate::queries::corrupt("user id"))?;
         let user = crate::users::user(conn, id)?
             .ok_or_else(|| Error::corrupt("user vanished inside a snapshot"))?;
         items.push(user.to_user());

@@ -9,6 +9,7 @@ use wallet_core::payment_method::{
 use wallet_core::{Error, Result, Timestamp};
 
 use crate::error::map_sqlite;
+use crate::queries::corrupt;
 
 pub(crate) mod sql {
     macro_rules! method_select {
@@ -36,10 +37,6 @@ pub(crate) mod sql {
 
     #[cfg(test)]
     pub(crate) const INDEXED: &[&str] = &[BY_ID, OF_OWNER, CLEAR_DEFAULT, DELETE_OF_OWNER];
-}
-
-fn corrupt(what: &'static str) -> impl Fn(Error) -> Error {
-    move |e| Error::corrupt(format!("{what}: {e}"))
 }
 
 type Cols = (

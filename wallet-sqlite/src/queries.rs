@@ -23,11 +23,13 @@ use wallet_core::{Error, Result, Timestamp};
 
 use crate::error::map_sqlite;
 
-fn corrupt(what: &str) -> impl Fn(Error) -> Error + '_ {
+/// Turns an error about a value read back into [`Error::StorageCorrupt`] naming `what`.
+pub(crate) fn corrupt(what: &str) -> impl Fn(Error) -> Error + '_ {
     move |e| Error::corrupt(format!("{what}: {e}"))
 }
 
-fn currency(code: &str, exponent: i64) -> Result<Currency> {
+/// A currency as stored (code and exponent columns).
+pub(crate) fn currency(code: &str, exponent: i64) -> Result<Currency> {
     let code = CurrencyCode::new(code).map_err(corrupt("currency code"))?;
     let exponent = u8::try_from(exponent).map_err(|_| Error::corrupt("currency exponent"))?;
     Currency::new(code, exponent).map_err(corrupt("currency"))

@@ -11,6 +11,7 @@ use wallet_core::store::{AuditPage, Login};
 use wallet_core::{Error, Result, Role, Timestamp};
 
 use crate::error::map_sqlite;
+use crate::queries::corrupt;
 
 /// The SQL of every user and audit lookup, checked for index use by a test.
 pub(crate) mod sql {
@@ -71,10 +72,6 @@ pub(crate) mod sql {
         AUDIT_BY_ACTOR,
         AUDIT_BY_TARGET,
     ];
-}
-
-fn corrupt(what: &'static str) -> impl Fn(Error) -> Error {
-    move |e| Error::corrupt(format!("{what}: {e}"))
 }
 
 fn read_user(r: &Row<'_>) -> rusqlite::Result<Result<UserRecord>> {

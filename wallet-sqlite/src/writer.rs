@@ -357,17 +357,23 @@ impl Writer {
                     return Err(e);
                 }
                 // A refused admin or security action is recorded, without its effects.
-                if let Some(note) = command.audit() {
-                    users::insert_audit(
-                        &self.conn,
-                        command.now,
-                        command.actor.map(|a| a.user),
-                        &note,
-                        e.code(),
-                    )?;
-                }
+                self.audit(command, e.code())?;
                 Ok(Err(e))
             }
+        }
+    }
+
+    /// Writes the command's audit record, if it leaves one, with `outcome`.
+    fn audit(&self, command: &Command, outcome: &str) -> Result<()> {
+        match command.audit() {
+            Some(note) => users::insert_audit(
+                &self.conn,
+                command.now,
+                command.actor.map(|a| a.user),
+                &note,
+                outcome,
+            ),
+            None => Ok(()),
         }
     }
 
@@ -376,19 +382,11 @@ impl Writer {
         let needs = command.needs();
         let state = self.load(&needs, staged)?;
         let decision = decide(command, &state)?;
-        if let Some(note) = command.audit() {
-            let outcome = match &command.op {
-                Op::Audit(record) => record.outcome,
-                _ => wallet_core::audit::OUTCOME_OK,
-            };
-            users::insert_audit(
-                &self.conn,
-                command.now,
-                command.actor.map(|a| a.user),
-                &note,
-                outcome,
-            )?;
-        }
+        let outcome = match &command.op {
+            Op::Audit(record) => record.outcome,
+            _ => wallet_core::audit::OUTCOME_OK,
+        };
+        self.audit(command, outcome)?;
         match decision {
             Decision::Replay(id) => {
                 let transaction = queries::transaction(&self.conn, id)?

@@ -239,7 +239,7 @@ pub fn decide(cmd: &Command, state: &State) -> Result<Decision> {
 
 /// The acting user as they are now: their current role, and an error if they are unknown,
 /// deleted or inactive. The role in a session token may be stale; the stored one decides.
-fn acting(cmd: &Command, state: &State) -> Result<(Actor, UserRecord)> {
+fn acting<'a>(cmd: &Command, state: &'a State) -> Result<(Actor, &'a UserRecord)> {
     let claimed = cmd.actor.ok_or(Error::Forbidden)?;
     let record = state
         .actor
@@ -249,7 +249,7 @@ fn acting(cmd: &Command, state: &State) -> Result<(Actor, UserRecord)> {
     if record.is_deleted() || !record.active {
         return Err(Error::UserInactive);
     }
-    Ok((Actor::new(record.id, record.role), record.clone()))
+    Ok((Actor::new(record.id, record.role), record))
 }
 
 fn decide_open(cmd: &Command, o: &OpenWallet, state: &State) -> Result<Decision> {
