@@ -283,6 +283,106 @@ pub enum Error {
     #[error("not allowed")]
     Forbidden,
 
+    // ----- payments and rules ----------------------------------------------------------------
+    /// An exchange rate that is zero, negative or out of range.
+    #[error("invalid exchange rate: {reason}")]
+    InvalidRate {
+        /// What was wrong with it.
+        reason: &'static str,
+    },
+    /// A batch that is empty, too large, or holds an operation batches cannot hold.
+    #[error("invalid batch: {reason}")]
+    InvalidBatch {
+        /// What was wrong with it.
+        reason: &'static str,
+    },
+    /// A limit value that is negative, or a daily limit above the monthly one.
+    #[error("invalid limits: {reason}")]
+    InvalidLimits {
+        /// What was wrong with them.
+        reason: &'static str,
+    },
+    /// The operation would exceed one of the wallet's spending limits.
+    #[error("{limit} limit exceeded: {remaining} remaining")]
+    LimitExceeded {
+        /// Which limit.
+        limit: crate::limits::LimitKind,
+        /// What may still be spent under it.
+        remaining: Money,
+    },
+    /// The transaction is not PENDING, so it cannot be completed, captured, voided or cancelled.
+    #[error("transaction is {status}, not PENDING")]
+    NotPending {
+        /// Its status.
+        status: crate::transaction::TransactionStatus,
+    },
+    /// The hold or pending top-up passed its expiry; it has been released.
+    #[error("the pending transaction expired")]
+    PendingExpired,
+    /// A capture larger than what the hold reserved.
+    #[error("capture exceeds the {held} held")]
+    CaptureExceedsHold {
+        /// What the hold reserved.
+        held: Money,
+    },
+    /// No pending top-up has this gateway reference.
+    #[error("unknown gateway reference")]
+    GatewayReferenceNotFound,
+    /// Another top-up already uses this gateway reference.
+    #[error("gateway reference already used")]
+    GatewayReferenceExists,
+    /// The transaction cannot be refunded (its kind or status).
+    #[error("cannot refund: {reason}")]
+    NotRefundable {
+        /// Why.
+        reason: &'static str,
+    },
+    /// A refund larger than what remains of the original.
+    #[error("refund exceeds the {refundable} still refundable")]
+    RefundExceedsOriginal {
+        /// What may still be refunded.
+        refundable: Money,
+    },
+    /// The fee would take all of a top-up.
+    #[error("the fee of {fee} takes the whole amount")]
+    FeeExceedsAmount {
+        /// The fee.
+        fee: Money,
+    },
+    /// No merchant with this id.
+    #[error("merchant not found")]
+    MerchantNotFound,
+    /// The wallet is already registered as a merchant, or is not a BUSINESS wallet.
+    #[error("cannot register merchant: {reason}")]
+    MerchantRejected {
+        /// Why.
+        reason: &'static str,
+    },
+    /// The merchant was already paid for this order.
+    #[error("order already paid by {transaction}")]
+    OrderAlreadyPaid {
+        /// The payment.
+        transaction: crate::ids::TransactionRef,
+    },
+    /// No payment link with this code.
+    #[error("payment link not found")]
+    LinkNotFound,
+    /// The payment link was paid, cancelled, or has expired.
+    #[error("payment link is {status}")]
+    LinkNotPayable {
+        /// Its status.
+        status: crate::links::LinkStatus,
+    },
+    /// No such notification for this user.
+    #[error("notification not found")]
+    NotificationNotFound,
+    /// The date range holds more lines than one statement may.
+    #[error("statement would hold more than {max} lines: narrow the date range")]
+    StatementTooLarge {
+        /// The most lines a statement holds.
+        max: u32,
+    },
+
     // ----- storage ---------------------------------------------------------------------------
     /// The disk or the database's size limit is full. Nothing of the operation was stored.
     #[error("storage is full")]
@@ -379,6 +479,25 @@ impl Error {
             Error::InsufficientFunds { .. } => "insufficient_funds",
             Error::IdempotencyConflict => "idempotency_conflict",
             Error::Forbidden => "forbidden",
+            Error::InvalidRate { .. } => "invalid_rate",
+            Error::InvalidBatch { .. } => "invalid_batch",
+            Error::InvalidLimits { .. } => "invalid_limits",
+            Error::LimitExceeded { .. } => "limit_exceeded",
+            Error::NotPending { .. } => "not_pending",
+            Error::PendingExpired => "pending_expired",
+            Error::CaptureExceedsHold { .. } => "capture_exceeds_hold",
+            Error::GatewayReferenceNotFound => "gateway_reference_not_found",
+            Error::GatewayReferenceExists => "gateway_reference_exists",
+            Error::NotRefundable { .. } => "not_refundable",
+            Error::RefundExceedsOriginal { .. } => "refund_exceeds_original",
+            Error::FeeExceedsAmount { .. } => "fee_exceeds_amount",
+            Error::MerchantNotFound => "merchant_not_found",
+            Error::MerchantRejected { .. } => "merchant_rejected",
+            Error::OrderAlreadyPaid { .. } => "order_already_paid",
+            Error::LinkNotFound => "link_not_found",
+            Error::LinkNotPayable { .. } => "link_not_payable",
+            Error::NotificationNotFound => "notification_not_found",
+            Error::StatementTooLarge { .. } => "statement_too_large",
             Error::StorageFull => "storage_full",
             Error::StorageReadOnly => "storage_read_only",
             Error::StorageBusy => "storage_busy",
@@ -416,7 +535,11 @@ impl Error {
             | Error::InvalidPersonalData { .. }
             | Error::WeakPassword { .. }
             | Error::InvalidPaymentMethod { .. }
-            | Error::CardNumberRejected => ErrorKind::InvalidInput,
+            | Error::CardNumberRejected
+            | Error::InvalidRate { .. }
+            | Error::InvalidBatch { .. }
+            | Error::InvalidLimits { .. }
+            | Error::StatementTooLarge { .. } => ErrorKind::InvalidInput,
             Error::InvalidCredentials | Error::InvalidToken { .. } | Error::UserInactive => {
                 ErrorKind::Unauthenticated
             }
@@ -424,13 +547,19 @@ impl Error {
             Error::WalletNotFound
             | Error::TransactionNotFound
             | Error::UserNotFound
-            | Error::PaymentMethodNotFound => ErrorKind::NotFound,
+            | Error::PaymentMethodNotFound
+            | Error::GatewayReferenceNotFound
+            | Error::MerchantNotFound
+            | Error::LinkNotFound
+            | Error::NotificationNotFound => ErrorKind::NotFound,
             Error::Forbidden | Error::KycRequired => ErrorKind::Forbidden,
             Error::WalletExists { .. }
             | Error::IdempotencyConflict
             | Error::UserExists { .. }
             | Error::AlreadyBootstrapped
-            | Error::KycAlreadyDecided => ErrorKind::Conflict,
+            | Error::KycAlreadyDecided
+            | Error::GatewayReferenceExists
+            | Error::OrderAlreadyPaid { .. } => ErrorKind::Conflict,
             Error::CardExpired | Error::LastSuperuser => ErrorKind::Rejected,
             Error::CurrencyMismatch { .. }
             | Error::WalletInactive { .. }
@@ -440,7 +569,16 @@ impl Error {
             | Error::InvalidStatusTransition { .. }
             | Error::WalletNotEmpty { .. }
             | Error::SameWallet
-            | Error::InsufficientFunds { .. } => ErrorKind::Rejected,
+            | Error::InsufficientFunds { .. }
+            | Error::LimitExceeded { .. }
+            | Error::NotPending { .. }
+            | Error::PendingExpired
+            | Error::CaptureExceedsHold { .. }
+            | Error::NotRefundable { .. }
+            | Error::RefundExceedsOriginal { .. }
+            | Error::FeeExceedsAmount { .. }
+            | Error::MerchantRejected { .. }
+            | Error::LinkNotPayable { .. } => ErrorKind::Rejected,
             Error::StorageFull
             | Error::StorageReadOnly
             | Error::StorageBusy

@@ -16,6 +16,8 @@ pub mod identity;
 pub mod ids;
 mod iso4217;
 pub mod ledger;
+pub mod limits;
+pub mod links;
 pub mod money;
 pub mod payment_method;
 pub mod store;
