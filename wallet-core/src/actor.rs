@@ -152,6 +152,44 @@ pub enum Action {
     ReviewPaymentMethod,
     /// Delete a payment method.
     DeletePaymentMethod,
+    /// Capture or void a hold, or cancel a pending top-up.
+    Settle {
+        /// Whether the actor owns a wallet the transaction touches.
+        party: bool,
+    },
+    /// Report a payment gateway's verdict on a pending top-up (a host's gateway service
+    /// account, ADMIN or above).
+    GatewayCallback,
+    /// Refund a transaction, debiting the wallet of `payee` (the one who received the money).
+    Refund {
+        /// Owner of the wallet the refund debits; `None` when it is a system account (a
+        /// top-up or withdrawal refund, SUPERUSER only).
+        payee: Option<UserId>,
+    },
+    /// Change a wallet's limits.
+    SetLimits {
+        /// The wallet's owner.
+        owner: Option<UserId>,
+        /// Whether any limit goes up.
+        raise: bool,
+    },
+    /// Register a wallet as a merchant.
+    RegisterMerchant {
+        /// The wallet's owner.
+        owner: Option<UserId>,
+    },
+    /// Create or cancel a payment link on a wallet.
+    ManageLink {
+        /// The wallet's owner.
+        owner: Option<UserId>,
+    },
+    /// Read or mark read a user's notifications.
+    Notifications {
+        /// Whose.
+        user: UserId,
+    },
+    /// Read the event feed (the host's delivery worker: ADMIN or above).
+    ReadEvents,
 }
 
 /// Decides whether `actor` may perform `action`. Every service operation goes through here.
@@ -204,6 +242,13 @@ pub fn authorize(actor: &Actor, action: Action) -> Result<()> {
         Action::ManagePaymentMethod { owner } => owner == actor.user,
         Action::ReadPaymentMethods { owner } => owner == actor.user || actor.is_admin(),
         Action::DeletePaymentMethod => actor.is_superuser(),
+        Action::Settle { party } => party || actor.is_admin(),
+        Action::GatewayCallback | Action::ReadEvents => actor.is_admin(),
+        Action::Refund { payee } => actor.owns(payee) || actor.is_superuser(),
+        Action::SetLimits { owner, raise } => (actor.owns(owner) && !raise) || actor.is_admin(),
+        Action::RegisterMerchant { owner } => actor.owns(owner) || actor.is_admin(),
+        Action::ManageLink { owner } => actor.owns(owner),
+        Action::Notifications { user } => user == actor.user,
     };
     if allowed {
         Ok(())
@@ -221,7 +266,7 @@ mod tests {
     }
 
     /// Every name [`variant`] returns.
-    const ALL_VARIANTS: [&str; 20] = [
+    const ALL_VARIANTS: [&str; 28] = [
         "OpenWallet",
         "ReadWallet",
         "ListWallets",
@@ -242,6 +287,14 @@ mod tests {
         "ReadPaymentMethods",
         "ReviewPaymentMethod",
         "DeletePaymentMethod",
+        "Settle",
+        "GatewayCallback",
+        "Refund",
+        "SetLimits",
+        "RegisterMerchant",
+        "ManageLink",
+        "Notifications",
+        "ReadEvents",
     ];
 
     /// The variant's name. The match has no wildcard, so a new action does not compile until
@@ -270,6 +323,14 @@ mod tests {
             Action::ReadPaymentMethods { .. } => "ReadPaymentMethods",
             Action::ReviewPaymentMethod => "ReviewPaymentMethod",
             Action::DeletePaymentMethod => "DeletePaymentMethod",
+            Action::Settle { .. } => "Settle",
+            Action::GatewayCallback => "GatewayCallback",
+            Action::Refund { .. } => "Refund",
+            Action::SetLimits { .. } => "SetLimits",
+            Action::RegisterMerchant { .. } => "RegisterMerchant",
+            Action::ManageLink { .. } => "ManageLink",
+            Action::Notifications { .. } => "Notifications",
+            Action::ReadEvents => "ReadEvents",
         }
     }
 
@@ -421,6 +482,49 @@ mod tests {
             ),
             (Action::ReviewPaymentMethod, [false, true, true]),
             (Action::DeletePaymentMethod, [false, false, true]),
+            (Action::Settle { party: true }, [true, true, true]),
+            (Action::Settle { party: false }, [false, true, true]),
+            (Action::GatewayCallback, [false, true, true]),
+            (Action::ReadEvents, [false, true, true]),
+            (Action::Refund { payee: Some(me) }, [true, true, true]),
+            (Action::Refund { payee: Some(other) }, [false, false, true]),
+            (Action::Refund { payee: None }, [false, false, true]),
+            (
+                Action::SetLimits {
+                    owner: Some(me),
+                    raise: false,
+                },
+                [true, true, true],
+            ),
+            (
+                Action::SetLimits {
+                    owner: Some(me),
+                    raise: true,
+                },
+                [false, true, true],
+            ),
+            (
+                Action::SetLimits {
+                    owner: Some(other),
+                    raise: false,
+                },
+                [false, true, true],
+            ),
+            (
+                Action::RegisterMerchant { owner: Some(me) },
+                [true, true, true],
+            ),
+            (
+                Action::RegisterMerchant { owner: Some(other) },
+                [false, true, true],
+            ),
+            (Action::ManageLink { owner: Some(me) }, [true, true, true]),
+            (
+                Action::ManageLink { owner: Some(other) },
+                [false, false, false],
+            ),
+            (Action::Notifications { user: me }, [true, true, true]),
+            (Action::Notifications { user: other }, [false, false, false]),
         ];
         let covered: std::collections::HashSet<_> = table.iter().map(|(a, _)| variant(a)).collect();
         let all: std::collections::HashSet<_> = ALL_VARIANTS.iter().copied().collect();

@@ -40,6 +40,14 @@ code_enum!(
         DeletePaymentMethod = ("DELETE_PAYMENT_METHOD", 12),
         /// A profile change (e-mail, phone, name, national id).
         UpdateProfile = ("UPDATE_PROFILE", 13),
+        /// A refund.
+        Refund = ("REFUND", 14),
+        /// A wallet's limits were changed.
+        SetLimits = ("SET_LIMITS", 15),
+        /// A wallet was registered as a merchant.
+        RegisterMerchant = ("REGISTER_MERCHANT", 16),
+        /// A payment gateway's verdict on a pending top-up.
+        GatewayCallback = ("GATEWAY_CALLBACK", 17),
     }
 );
 

@@ -5,9 +5,12 @@ use std::collections::BTreeMap;
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 
+use crate::calendar::TimeZone;
 use crate::currency::{Currency, CurrencyCode, CurrencyRegistry};
 use crate::error::{Error, Result};
+use crate::fees::{FeeSchedule, RefundFeePolicy};
 use crate::identity::KycPolicy;
+use crate::limits::DefaultLimits;
 use crate::money::Money;
 
 /// Most currencies with their own amount bounds.
@@ -83,6 +86,46 @@ pub struct Config {
     amount_bounds: AmountBounds,
     amount_bounds_by_currency: BTreeMap<CurrencyCode, AmountBounds>,
     kyc: KycPolicy,
+    fees: FeeSchedule,
+    refund_fees: RefundFeePolicy,
+    time_zone: TimeZone,
+    timeouts: Timeouts,
+    default_limits: DefaultLimits,
+    /// Stored negated so the derived default (false) means "notifications on".
+    quiet_transactions: bool,
+}
+
+const HOUR_MICROS: i64 = 3_600_000_000;
+
+/// How long pending things wait, in microseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Timeouts {
+    hold_default: i64,
+    hold_max: i64,
+    pending_top_up: i64,
+}
+
+impl Default for Timeouts {
+    /// Holds last 7 days unless asked otherwise, 30 at most; a pending top-up fails after 24 h.
+    fn default() -> Self {
+        Timeouts {
+            hold_default: 7 * 24 * HOUR_MICROS,
+            hold_max: 30 * 24 * HOUR_MICROS,
+            pending_top_up: 24 * HOUR_MICROS,
+        }
+    }
+}
+
+/// The longest any configurable timeout may be: 366 days.
+pub const TIMEOUT_MAX_MICROS: i64 = 366 * 24 * HOUR_MICROS;
+
+fn check_timeout(micros: i64, what: &str) -> Result<i64> {
+    if micros <= 0 || micros > TIMEOUT_MAX_MICROS {
+        return Err(Error::InvalidConfig {
+            reason: format!("{what} must be between 1 microsecond and 366 days"),
+        });
+    }
+    Ok(micros)
 }
 
 impl Config {
@@ -131,6 +174,99 @@ impl Config {
     /// What users whose KYC status is not VERIFIED may do.
     pub fn kyc_policy(&self) -> KycPolicy {
         self.kyc
+    }
+
+    /// Sets the fee schedule (fees are collected into each currency's FEE_REVENUE account).
+    pub fn with_fees(mut self, fees: FeeSchedule) -> Self {
+        self.fees = fees;
+        self
+    }
+
+    /// The fee schedule.
+    pub fn fees(&self) -> &FeeSchedule {
+        &self.fees
+    }
+
+    /// Sets what happens to the fee of a refunded transaction.
+    pub fn with_refund_fee_policy(mut self, policy: RefundFeePolicy) -> Self {
+        self.refund_fees = policy;
+        self
+    }
+
+    /// What happens to the fee of a refunded transaction (default: retained).
+    pub fn refund_fee_policy(&self) -> RefundFeePolicy {
+        self.refund_fees
+    }
+
+    /// Sets the time zone whose calendar days and months limit windows and reports follow.
+    pub fn with_time_zone(mut self, zone: TimeZone) -> Self {
+        self.time_zone = zone;
+        self
+    }
+
+    /// The time zone of limit windows and reports (default UTC).
+    pub fn time_zone(&self) -> &TimeZone {
+        &self.time_zone
+    }
+
+    /// Sets the limits of wallets that have none of their own (whole units of each wallet's
+    /// currency; default 25,000 / 50,000 / 500,000).
+    pub fn with_default_limits(mut self, limits: DefaultLimits) -> Result<Self> {
+        limits.validate()?;
+        self.default_limits = limits;
+        Ok(self)
+    }
+
+    /// The limits of wallets that have none of their own.
+    pub fn default_limits(&self) -> &DefaultLimits {
+        &self.default_limits
+    }
+
+    /// Sets how long holds last by default and at most, in microseconds.
+    pub fn with_hold_ttl(mut self, default_micros: i64, max_micros: i64) -> Result<Self> {
+        let default = check_timeout(default_micros, "the default hold time")?;
+        let max = check_timeout(max_micros, "the longest hold time")?;
+        if default > max {
+            return Err(Error::InvalidConfig {
+                reason: "the default hold time exceeds the longest".into(),
+            });
+        }
+        self.timeouts.hold_default = default;
+        self.timeouts.hold_max = max;
+        Ok(self)
+    }
+
+    /// Sets how long a top-up waits for its gateway before it fails, in microseconds.
+    pub fn with_pending_timeout(mut self, micros: i64) -> Result<Self> {
+        self.timeouts.pending_top_up = check_timeout(micros, "the pending top-up timeout")?;
+        Ok(self)
+    }
+
+    /// How long a hold lasts unless the caller says (default 7 days).
+    pub fn hold_ttl_default_micros(&self) -> i64 {
+        self.timeouts.hold_default
+    }
+
+    /// The longest a hold may last (default 30 days).
+    pub fn hold_ttl_max_micros(&self) -> i64 {
+        self.timeouts.hold_max
+    }
+
+    /// How long a top-up waits for its gateway (default 24 hours).
+    pub fn pending_timeout_micros(&self) -> i64 {
+        self.timeouts.pending_top_up
+    }
+
+    /// Turns in-app notifications of money movements off (`false`) or on (the default). The
+    /// event feed records every movement either way; security notifications are always kept.
+    pub fn with_transaction_notifications(mut self, on: bool) -> Self {
+        self.quiet_transactions = !on;
+        self
+    }
+
+    /// Whether money movements leave in-app notifications.
+    pub fn transaction_notifications(&self) -> bool {
+        !self.quiet_transactions
     }
 
     /// The currency registry.

@@ -66,6 +66,14 @@ id_type!(
     /// Identifies a ledger transaction.
     TransactionId
 );
+id_type!(
+    /// Identifies a merchant (a BUSINESS wallet registered to receive payments by order).
+    MerchantId
+);
+id_type!(
+    /// Identifies a notification.
+    NotificationId
+);
 
 /// Digits of the id part of a wallet number (zero-padded; longer ids use more digits).
 const WALLET_NUMBER_DIGITS: usize = 10;

@@ -215,18 +215,41 @@ impl<S: Store> Ledger<S> {
     }
 
     async fn execute_move(&self, actor: &Actor, flow: Flow, d: MoveDetails) -> Result<Receipt> {
-        let m = Move {
+        self.execute_timed(actor, flow, d, crate::command::Timing::Now)
+            .await
+    }
+
+    /// Validates a movement's details into a command operation.
+    pub(crate) fn move_op(
+        flow: Flow,
+        d: MoveDetails,
+        timing: crate::command::Timing,
+    ) -> Result<Op> {
+        Ok(Op::Move(Move {
             flow,
             amount: d.amount,
             description: Description::optional(d.description)?,
             metadata: d.metadata.map(Metadata::new).transpose()?,
             idempotency_key: IdempotencyKey::new(d.idempotency_key)?,
-        };
-        match self.execute(Some(actor), Op::Move(m)).await? {
-            Outcome::Receipt(r) => Ok(Receipt {
-                transaction: r.transaction.redacted_for(actor),
-                replayed: r.replayed,
-            }),
+            timing,
+        }))
+    }
+
+    pub(crate) async fn execute_timed(
+        &self,
+        actor: &Actor,
+        flow: Flow,
+        d: MoveDetails,
+        timing: crate::command::Timing,
+    ) -> Result<Receipt> {
+        let op = Self::move_op(flow, d, timing)?;
+        self.execute_receipt(actor, op).await
+    }
+
+    /// Runs a command that answers with a receipt, redacted for the actor.
+    pub(crate) async fn execute_receipt(&self, actor: &Actor, op: Op) -> Result<Receipt> {
+        match self.execute(Some(actor), op).await? {
+            Outcome::Receipt(r) => Ok(r.redacted_for(actor)),
             _ => Err(Error::internal("expected a receipt outcome")),
         }
     }
@@ -248,7 +271,11 @@ impl<S: Store> Ledger<S> {
     }
 
     /// Loads a customer wallet the actor may read.
-    async fn readable_wallet(&self, actor: &Actor, wallet: WalletRef) -> Result<WalletState> {
+    pub(crate) async fn readable_wallet(
+        &self,
+        actor: &Actor,
+        wallet: WalletRef,
+    ) -> Result<WalletState> {
         let state = self
             .store
             .wallet(wallet.id())

@@ -39,16 +39,66 @@ pub struct Limits {
 /// day, 500,000 a month.
 pub const DEFAULT_LIMITS: (i64, i64, i64) = (25_000, 50_000, 500_000);
 
-impl Limits {
-    /// The default limits in `currency` (capped at the largest representable amount).
-    pub fn default_for(currency: Currency) -> Self {
-        let whole = |units: i64| to_minor(Decimal::from(units), currency).unwrap_or(i64::MAX);
+/// The limits of wallets that have none of their own, in whole units of each wallet's
+/// currency (a host may change them; see [`crate::Config::with_default_limits`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DefaultLimits {
+    /// Per transaction.
+    pub per_transaction: Decimal,
+    /// Per calendar day.
+    pub daily: Decimal,
+    /// Per calendar month.
+    pub monthly: Decimal,
+}
+
+impl Default for DefaultLimits {
+    /// 25,000 / 50,000 / 500,000.
+    fn default() -> Self {
         let (t, d, m) = DEFAULT_LIMITS;
-        Limits {
-            per_transaction: whole(t),
-            daily: whole(d),
-            monthly: whole(m),
+        DefaultLimits {
+            per_transaction: Decimal::from(t),
+            daily: Decimal::from(d),
+            monthly: Decimal::from(m),
         }
+    }
+}
+
+impl DefaultLimits {
+    /// Checks the defaults: whole units, none negative, per transaction ≤ daily ≤ monthly.
+    pub fn validate(&self) -> Result<()> {
+        let values = [self.per_transaction, self.daily, self.monthly];
+        if values
+            .iter()
+            .any(|v| v.is_sign_negative() || !v.fract().is_zero())
+        {
+            return Err(Error::InvalidLimits {
+                reason: "default limits are whole, non-negative amounts",
+            });
+        }
+        if self.per_transaction > self.daily || self.daily > self.monthly {
+            return Err(Error::InvalidLimits {
+                reason: "limits must satisfy per transaction <= daily <= monthly",
+            });
+        }
+        Ok(())
+    }
+
+    /// The defaults in `currency`'s minor units (capped at the largest representable amount).
+    pub fn for_currency(&self, currency: Currency) -> Limits {
+        let minor = |units: Decimal| to_minor(units, currency).unwrap_or(i64::MAX);
+        Limits {
+            per_transaction: minor(self.per_transaction),
+            daily: minor(self.daily),
+            monthly: minor(self.monthly),
+        }
+    }
+}
+
+impl Limits {
+    /// The built-in default limits in `currency` (capped at the largest representable
+    /// amount).
+    pub fn default_for(currency: Currency) -> Self {
+        DefaultLimits::default().for_currency(currency)
     }
 
     /// Limits from amounts in whole units of `currency`, checked: none negative, none finer

@@ -42,6 +42,11 @@ impl LinkCode {
         Ok(LinkCode(bytes))
     }
 
+    /// The raw bytes (as stored).
+    pub fn bytes(&self) -> &[u8; LINK_CODE_BYTES] {
+        &self.0
+    }
+
     /// A code from its raw bytes (tests, imports).
     pub fn from_bytes(bytes: [u8; LINK_CODE_BYTES]) -> Self {
         LinkCode(bytes)
@@ -142,8 +147,7 @@ mod tests {
         assert_eq!(text.len(), 3 + 32);
         assert_eq!(text.parse::<LinkCode>().unwrap(), code);
         assert_eq!(
-            text.to_uppercase()
-                .replace("PL-", "PL-")
+            format!("PL-{}", text.trim_start_matches("PL-").to_uppercase())
                 .parse::<LinkCode>()
                 .unwrap(),
             code

@@ -38,6 +38,14 @@ pub enum Outcome {
     PaymentMethod(crate::payment_method::PaymentMethod),
     /// Done; nothing to return (an audit record, a deletion).
     Done,
+    /// The merchant registered.
+    Merchant(crate::decide::MerchantRecord),
+    /// The payment link created or changed.
+    Link(crate::links::PaymentLink),
+    /// How many things changed (notifications marked read, pending transactions expired).
+    Count(u64),
+    /// The outcomes of a batch's operations, in order.
+    Batch(Vec<Outcome>),
 }
 
 /// How a user names themselves at login.
@@ -118,4 +126,77 @@ pub trait Store: Send + Sync + 'static {
 
     /// Audit log entries matching `query`, newest first.
     fn audit_log(&self, query: AuditQuery) -> impl Future<Output = Result<AuditPage>> + Send;
+
+    /// A payment link by code.
+    fn link(
+        &self,
+        code: crate::links::LinkCode,
+    ) -> impl Future<Output = Result<Option<crate::decide::LinkRecord>>> + Send;
+
+    /// A wallet's payment links, newest first, with row ids below `before`.
+    fn links_of(
+        &self,
+        wallet: WalletId,
+        before: i64,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<crate::decide::LinkRecord>>> + Send;
+
+    /// A merchant by id.
+    fn merchant(
+        &self,
+        id: crate::ids::MerchantId,
+    ) -> impl Future<Output = Result<Option<crate::decide::MerchantRecord>>> + Send;
+
+    /// A wallet's stored limits (`None`: the defaults).
+    fn limits(
+        &self,
+        wallet: WalletId,
+    ) -> impl Future<Output = Result<Option<crate::limits::Limits>>> + Send;
+
+    /// Debits posted to a wallet since `day_start` and since `month_start`.
+    fn spent(
+        &self,
+        wallet: WalletId,
+        day_start: crate::time::Timestamp,
+        month_start: crate::time::Timestamp,
+    ) -> impl Future<Output = Result<crate::decide::Spend>> + Send;
+
+    /// A user's notifications, newest first, with ids below `before`.
+    fn notifications(
+        &self,
+        user: UserId,
+        unread_only: bool,
+        before: i64,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<crate::notify::Notification>>> + Send;
+
+    /// How many unread notifications a user has.
+    fn unread_count(&self, user: UserId) -> impl Future<Output = Result<u64>> + Send;
+
+    /// Events with ids above `after`, oldest first.
+    fn events(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<crate::notify::Event>>> + Send;
+
+    /// A wallet's entries posted in `[since, until)`, oldest first, at most `max`, with the
+    /// balance before the first.
+    fn entries_between(
+        &self,
+        wallet: WalletId,
+        since: crate::time::Timestamp,
+        until: crate::time::Timestamp,
+        max: u32,
+    ) -> impl Future<Output = Result<crate::reports::EntryRange>> + Send;
+
+    /// History lines of a wallet whose description contains `needle` (case-insensitive),
+    /// newest first, below `before_seq`; at most `limit`, scanning a bounded number of entries.
+    fn search(
+        &self,
+        wallet: WalletId,
+        needle: crate::reports::SearchText,
+        before_seq: Option<i64>,
+        limit: u32,
+    ) -> impl Future<Output = Result<HistoryPage>> + Send;
 }

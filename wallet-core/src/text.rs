@@ -202,10 +202,78 @@ impl<'de> Deserialize<'de> for IdempotencyKey {
     }
 }
 
+/// Longest external reference (a gateway reference or an order id), in bytes.
+pub const EXTERNAL_REF_LEN_MAX: usize = 128;
+
+/// An identifier chosen outside the ledger: a payment gateway's reference for a pending
+/// top-up, or a merchant's order id. 1 to 128 visible ASCII characters, compared exactly.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct ExternalRef(String);
+
+impl ExternalRef {
+    /// Validates a reference.
+    pub fn new(text: impl Into<String>) -> Result<Self> {
+        let text = text.into();
+        let invalid = |reason| Err(Error::InvalidQuery { reason });
+        if text.is_empty() {
+            return invalid("an external reference cannot be empty");
+        }
+        if text.len() > EXTERNAL_REF_LEN_MAX {
+            return invalid("an external reference is at most 128 characters");
+        }
+        if !text.bytes().all(|b| b.is_ascii_graphic()) {
+            return invalid("an external reference holds only visible ASCII characters");
+        }
+        Ok(ExternalRef(text))
+    }
+
+    /// The reference.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ExternalRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Display for ExternalRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for ExternalRef {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        ExternalRef::new(String::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn external_refs() {
+        assert_eq!(
+            ExternalRef::new("gw_123-ABC").unwrap().as_str(),
+            "gw_123-ABC"
+        );
+        for bad in [
+            String::new(),
+            "a b".into(),
+            "x".repeat(129),
+            "é".into(),
+            "a\n".into(),
+        ] {
+            assert_eq!(ExternalRef::new(bad).unwrap_err().code(), "invalid_query");
+        }
+        assert!(ExternalRef::new("x".repeat(128)).is_ok());
+    }
 
     #[test]
     fn descriptions() {

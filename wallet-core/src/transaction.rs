@@ -18,6 +18,12 @@ code_enum!(
         Withdrawal = ("WITHDRAWAL", 2),
         /// Money moved between two wallets.
         Transfer = ("TRANSFER", 3),
+        /// A payment to a merchant (by order) or of a payment link.
+        Payment = ("PAYMENT", 4),
+        /// Money returned from a completed transaction.
+        Refund = ("REFUND", 5),
+        /// Money converted between two wallets of one owner in different currencies.
+        Exchange = ("EXCHANGE", 6),
     }
 );
 
@@ -32,8 +38,12 @@ code_enum!(
         Failed = ("FAILED", 3),
         /// Withdrawn before it completed.
         Cancelled = ("CANCELLED", 4),
-        /// Reversed by a refund.
+        /// Wholly reversed by refunds.
         Refunded = ("REFUNDED", 5),
+        /// Partly reversed by refunds.
+        PartiallyRefunded = ("PARTIALLY_REFUNDED", 6),
+        /// A hold or pending top-up that passed its expiry without completing.
+        Expired = ("EXPIRED", 7),
     }
 );
 
@@ -81,10 +91,42 @@ pub struct Transaction {
     pub idempotency_key: IdempotencyKey,
     /// When it was created.
     pub created_at: Timestamp,
-    /// When it completed, if it has.
+    /// When it completed, if it has: when its entries were posted.
     pub completed_at: Option<Timestamp>,
-    /// Its entries, in posting order. They sum to zero.
+    /// How much of it has been refunded so far.
+    pub refunded: Money,
+    /// For a refund: the transaction it reverses.
+    pub original: Option<TransactionRef>,
+    /// For a hold or a pending top-up: what is reserved, until when, and the gateway reference.
+    pub pending: Option<PendingDetails>,
+    /// Its entries, in posting order. They sum to zero in each currency.
     pub legs: Vec<Leg>,
+}
+
+/// What a transaction that is, or was, PENDING carries besides its entries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingDetails {
+    /// The wallet whose money is held (a hold) or that will be credited (a pending top-up).
+    pub wallet: WalletNumber,
+    /// Money reserved now (amount plus fee while a hold is open; zero once it is resolved and
+    /// for top-ups).
+    pub held: Money,
+    /// When it expires if still pending.
+    pub expires_at: Timestamp,
+    /// The payment gateway's reference (pending top-ups).
+    pub gateway_ref: Option<crate::text::ExternalRef>,
+}
+
+impl TransactionStatus {
+    /// Whether a transaction in this status has its entries in the ledger.
+    pub fn is_posted(self) -> bool {
+        matches!(
+            self,
+            TransactionStatus::Completed
+                | TransactionStatus::Refunded
+                | TransactionStatus::PartiallyRefunded
+        )
+    }
 }
 
 impl Transaction {
@@ -101,9 +143,19 @@ impl Transaction {
         self
     }
 
-    /// Whether `user` owns any account this transaction touched.
+    /// Whether `user` started this transaction or owns an account it touched.
     pub fn involves(&self, user: UserId) -> bool {
-        self.legs.iter().any(|l| l.owner == Some(user))
+        self.initiated_by == user || self.legs.iter().any(|l| l.owner == Some(user))
+    }
+}
+
+impl Receipt {
+    /// The receipt as `actor` may see it (see [`Transaction::redacted_for`]).
+    pub fn redacted_for(self, actor: &Actor) -> Self {
+        Receipt {
+            transaction: self.transaction.redacted_for(actor),
+            replayed: self.replayed,
+        }
     }
 }
 

@@ -85,6 +85,15 @@ pub enum Discrepancy {
         /// Entries seen walking transactions.
         by_transaction: u64,
     },
+    /// A wallet's held amount differs from the sum of its open holds.
+    HeldMismatch {
+        /// The wallet.
+        wallet: WalletId,
+        /// What the wallet says it holds, minor units.
+        held_minor: i64,
+        /// What its open holds reserve, minor units.
+        holds_minor: i64,
+    },
     /// All balances of a currency, system accounts included, do not sum to zero.
     CurrencyNotZero {
         /// The currency.
@@ -142,8 +151,12 @@ pub struct TransactionRow {
     pub status: TransactionStatus,
     /// Amount, minor units.
     pub amount_minor: i64,
+    /// Refunded so far, minor units.
+    pub refunded_minor: i64,
     /// Currency.
     pub currency: CurrencyCode,
+    /// Whether it is an exchange (whose entries are in two currencies).
+    pub exchange: bool,
 }
 
 /// A leg as pass 2 sees it.
@@ -317,7 +330,7 @@ impl Verifier {
             return;
         };
         t.legs += 1;
-        if leg.amount_minor > 0 {
+        if leg.amount_minor > 0 && leg.currency == t.row.currency {
             t.credits_minor += i128::from(leg.amount_minor);
         }
         match t.sums.iter_mut().find(|(c, _)| *c == leg.currency) {
@@ -331,10 +344,7 @@ impl Verifier {
             return;
         };
         let id = t.row.id;
-        let posted = matches!(
-            t.row.status,
-            TransactionStatus::Completed | TransactionStatus::Refunded
-        );
+        let posted = t.row.status.is_posted();
         let mut problems = Vec::new();
         if posted && t.legs < 2 {
             problems.push(format!(
@@ -345,14 +355,28 @@ impl Verifier {
         if !posted && t.legs > 0 {
             problems.push(format!("{} transaction with entries", t.row.status));
         }
-        if posted && t.credits_minor != i128::from(t.row.amount_minor) {
+        // Credits in the transaction's currency are its amount, plus any fee collected.
+        if posted && t.credits_minor < i128::from(t.row.amount_minor) {
             problems.push(format!(
-                "credits {} differ from amount {}",
+                "credits {} are less than the amount {}",
                 t.credits_minor, t.row.amount_minor
             ));
         }
-        if t.sums.iter().any(|(c, _)| *c != t.row.currency) {
+        let currencies = t.sums.iter().filter(|(c, _)| *c != t.row.currency).count();
+        if currencies > usize::from(t.row.exchange) {
             problems.push("entry in another currency".into());
+        }
+        let r = t.row.refunded_minor;
+        let refund_status = match t.row.status {
+            TransactionStatus::Refunded => r == t.row.amount_minor,
+            TransactionStatus::PartiallyRefunded => r > 0 && r < t.row.amount_minor,
+            _ => r == 0,
+        };
+        if !refund_status {
+            problems.push(format!(
+                "{} transaction with {} of {} refunded",
+                t.row.status, r, t.row.amount_minor
+            ));
         }
         for detail in problems {
             self.flag(Discrepancy::TransactionMismatch {
@@ -368,6 +392,18 @@ impl Verifier {
                     sum_minor,
                 });
             }
+        }
+    }
+
+    /// Pass 3: what the open holds of a wallet reserve, against what the wallet says it holds.
+    /// The backend feeds every wallet whose either figure is not zero.
+    pub fn holds(&mut self, wallet: WalletId, held_minor: i64, holds_minor: i64) {
+        if held_minor != holds_minor {
+            self.flag(Discrepancy::HeldMismatch {
+                wallet,
+                held_minor,
+                holds_minor,
+            });
         }
     }
 
@@ -437,7 +473,9 @@ mod tests {
             id: TransactionId::new(id).unwrap(),
             status: TransactionStatus::Completed,
             amount_minor: amount,
+            refunded_minor: 0,
             currency: usd().code(),
+            exchange: false,
         }
     }
 
@@ -483,8 +521,82 @@ mod tests {
                 Discrepancy::TransactionMismatch { .. } => "mismatch",
                 Discrepancy::EntryCountMismatch { .. } => "count",
                 Discrepancy::CurrencyNotZero { .. } => "currency",
+                Discrepancy::HeldMismatch { .. } => "held_mismatch",
             })
             .collect()
+    }
+
+    #[test]
+    fn detects_holds_and_refunds_out_of_line() {
+        let mut v = healthy();
+        v.holds(WalletId::new(2).unwrap(), 30, 20);
+        // A refunded status must match the refunded amount; entries stay in one currency.
+        v.transaction(&TransactionRow {
+            status: TransactionStatus::Refunded,
+            refunded_minor: 40,
+            ..txn(2, 100)
+        });
+        v.transaction(&TransactionRow {
+            status: TransactionStatus::PartiallyRefunded,
+            refunded_minor: 40,
+            ..txn(3, 100)
+        });
+        let mut eur_leg = leg(4, 3, 5);
+        eur_leg.currency = Currency::iso("EUR").unwrap().code();
+        v.transaction(&txn(4, 5));
+        v.leg(&leg(4, 1, -5));
+        v.leg(&leg(4, 2, 5));
+        v.leg(&eur_leg);
+        v.leg(&leg(4, 1, 0));
+        let r = v.finish();
+        let details: Vec<String> = r
+            .discrepancies
+            .iter()
+            .filter_map(|d| match d {
+                Discrepancy::TransactionMismatch {
+                    transaction,
+                    detail,
+                } => Some(format!("{transaction}: {detail}")),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            details,
+            [
+                "2: REFUNDED transaction with 0 entries",
+                "2: credits 0 are less than the amount 100",
+                "2: REFUNDED transaction with 40 of 100 refunded",
+                "3: PARTIALLY_REFUNDED transaction with 0 entries",
+                "3: credits 0 are less than the amount 100",
+                "4: entry in another currency",
+            ]
+        );
+        assert_eq!(
+            kinds(&r)
+                .iter()
+                .filter(|k| **k != "mismatch")
+                .collect::<Vec<_>>(),
+            [&"held_mismatch", &"unbalanced", &"count"]
+        );
+        // The same legs are fine in an exchange.
+        let mut v = Verifier::new();
+        v.transaction(&TransactionRow {
+            exchange: true,
+            ..txn(1, 5)
+        });
+        let mut eur_out = leg(1, 3, -4);
+        eur_out.currency = Currency::iso("EUR").unwrap().code();
+        let mut eur_in = leg(1, 4, 4);
+        eur_in.currency = eur_out.currency;
+        for l in [leg(1, 1, -5), leg(1, 2, 5), eur_out, eur_in] {
+            v.leg(&l);
+        }
+        let r = v.finish();
+        assert_eq!(
+            kinds(&r),
+            ["count"],
+            "only the entry count differs: no accounts fed"
+        );
     }
 
     #[test]

@@ -95,6 +95,11 @@ code_enum!(
     SystemAccount {
         /// The outside world: top-ups are debited here, withdrawals credited.
         External = ("EXTERNAL", 101),
+        /// Where fees are collected.
+        FeeRevenue = ("FEE_REVENUE", 102),
+        /// The other side of currency exchanges: money of one currency leaves through it and
+        /// money of another enters through it, so each currency's ledger stays balanced.
+        Exchange = ("EXCHANGE", 103),
     }
 );
 

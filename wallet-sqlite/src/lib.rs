@@ -5,6 +5,14 @@ mod admin;
 mod checkpoint;
 mod error;
 mod payment_methods;
+mod payments;
+
+use wallet_core::Timestamp;
+use wallet_core::decide::{LinkRecord, MerchantRecord, Spend};
+use wallet_core::ids::MerchantId;
+use wallet_core::limits::Limits;
+use wallet_core::notify::{Event, Notification};
+use wallet_core::reports::{EntryRange, SearchText};
 mod queries;
 mod schema;
 mod users;
@@ -528,6 +536,91 @@ impl Store for SqliteStore {
 
     async fn audit_log(&self, query: AuditQuery) -> Result<AuditPage> {
         self.read(move |c| users::audit_log(c, &query)).await
+    }
+
+    async fn link(&self, code: wallet_core::links::LinkCode) -> Result<Option<LinkRecord>> {
+        self.read(move |c| payments::link(c, &code)).await
+    }
+
+    async fn links_of(&self, wallet: WalletId, before: i64, limit: u32) -> Result<Vec<LinkRecord>> {
+        self.read(move |c| payments::links_of(c, wallet, before, limit))
+            .await
+    }
+
+    async fn merchant(&self, id: MerchantId) -> Result<Option<MerchantRecord>> {
+        self.read(move |c| payments::merchant(c, id)).await
+    }
+
+    async fn limits(&self, wallet: WalletId) -> Result<Option<Limits>> {
+        self.read(move |c| payments::limits(c, wallet)).await
+    }
+
+    async fn spent(&self, wallet: WalletId, day: Timestamp, month: Timestamp) -> Result<Spend> {
+        self.read(move |c| {
+            in_snapshot(c, |c| {
+                let w = queries::wallet(c, wallet)?.ok_or(Error::WalletNotFound)?;
+                let since = |start: Timestamp| -> Result<i64> {
+                    if w.head.seq == 0 || w.head.last_at < start {
+                        return Ok(0);
+                    }
+                    queries::debits_since_anchor(&w, queries::debits_before(c, &w, start)?)
+                };
+                Ok(Spend {
+                    today: since(day)?,
+                    month: since(month)?,
+                })
+            })
+        })
+        .await
+    }
+
+    async fn notifications(
+        &self,
+        user: UserId,
+        unread_only: bool,
+        before: i64,
+        limit: u32,
+    ) -> Result<Vec<Notification>> {
+        self.read(move |c| payments::notifications(c, user, unread_only, before, limit))
+            .await
+    }
+
+    async fn unread_count(&self, user: UserId) -> Result<u64> {
+        self.read(move |c| payments::unread_count(c, user)).await
+    }
+
+    async fn events(&self, after: i64, limit: u32) -> Result<Vec<Event>> {
+        self.read(move |c| payments::events(c, after, limit)).await
+    }
+
+    async fn entries_between(
+        &self,
+        wallet: WalletId,
+        since: Timestamp,
+        until: Timestamp,
+        max: u32,
+    ) -> Result<EntryRange> {
+        self.read(move |c| {
+            in_snapshot(c, |c| {
+                queries::entries_between(c, wallet, since, until, max)
+            })
+        })
+        .await
+    }
+
+    async fn search(
+        &self,
+        wallet: WalletId,
+        needle: SearchText,
+        before_seq: Option<i64>,
+        limit: u32,
+    ) -> Result<HistoryPage> {
+        self.read(move |c| {
+            in_snapshot(c, |c| {
+                queries::search(c, wallet, &needle, before_seq, limit)
+            })
+        })
+        .await
     }
 }
 

@@ -14,7 +14,9 @@ use wallet_core::ids::{TransactionId, TransactionRef, UserId, WalletId, WalletNu
 use wallet_core::money::Money;
 use wallet_core::store::WALLETS_PER_OWNER_MAX;
 use wallet_core::text::{Description, IdempotencyKey, Metadata};
-use wallet_core::transaction::{Leg, Transaction, TransactionKind, TransactionStatus};
+use wallet_core::transaction::{
+    Leg, PendingDetails, Transaction, TransactionKind, TransactionStatus,
+};
 use wallet_core::verify::{EntryRow, LegRow, TransactionRow, Verifier, VerifyReport};
 use wallet_core::wallet::{
     AccountKind, Head, SystemAccount, WalletKind, WalletRecord, WalletState, WalletStatus,
@@ -72,7 +74,8 @@ mod sql {
     macro_rules! wallet_select {
         () => {
             "SELECT w.id, w.owner_id, w.kind, w.currency, c.exponent, w.status, w.held,
-                    w.created_at, w.updated_at, e.seq, e.balance_after, e.debits_after, t.created_at
+                    w.created_at, w.updated_at, e.seq, e.balance_after, e.debits_after,
+                    coalesce(t.completed_at, t.created_at)
              FROM wallets w
              JOIN currencies c ON c.code = w.currency
              LEFT JOIN entries e ON e.wallet_id = w.id
@@ -117,14 +120,17 @@ mod sql {
         "SELECT id, fingerprint FROM transactions WHERE initiated_by = ?1 AND idempotency_key = ?2";
     pub(super) const TRANSACTION: &str =
         "SELECT t.kind, t.status, t.amount, t.currency, c.exponent, t.description, t.metadata,
-                t.initiated_by, t.idempotency_key, t.created_at, t.completed_at
+                t.initiated_by, t.idempotency_key, t.created_at, t.completed_at, t.refunded,
+                t.original_id
          FROM transactions t JOIN currencies c ON c.code = t.currency WHERE t.id = ?1";
     pub(super) const LEGS: &str =
-        "SELECT e.wallet_id, e.seq, e.amount, e.balance_after, w.owner_id, w.kind
+        "SELECT e.wallet_id, e.seq, e.amount, e.balance_after, w.owner_id, w.kind, w.currency,
+                c.exponent
          FROM entries e JOIN wallets w ON w.id = e.wallet_id
+         JOIN currencies c ON c.code = w.currency
          WHERE e.txn_id = ?1 ORDER BY e.amount, e.wallet_id";
     pub(super) const ENTRY_TIME: &str =
-        "SELECT t.created_at FROM entries e JOIN transactions t ON t.id = e.txn_id
+        "SELECT coalesce(t.completed_at, t.created_at) FROM entries e JOIN transactions t ON t.id = e.txn_id
          WHERE e.wallet_id = ?1 AND e.seq = ?2";
     pub(super) const SUMS_AT: &str =
         "SELECT balance_after, debits_after FROM entries WHERE wallet_id = ?1 AND seq = ?2";
@@ -135,6 +141,18 @@ mod sql {
         history_where!(),
         " ORDER BY e.seq DESC LIMIT ?6"
     );
+    /// A range of one wallet's entries, oldest first (statements, analytics).
+    pub(super) const RANGE_ASC: &str =
+        "SELECT e.seq, e.txn_id, e.amount, e.balance_after, t.kind, t.status, t.description,
+                t.created_at
+         FROM entries e JOIN transactions t ON t.id = e.txn_id
+         WHERE e.wallet_id = ?1 AND e.seq >= ?2 AND e.seq < ?3 ORDER BY e.seq LIMIT ?4";
+    /// A wallet's entries with a description, newest first, below a sequence number.
+    pub(super) const DESCRIBED_DESC: &str =
+        "SELECT e.seq, e.txn_id, e.amount, e.balance_after, t.kind, t.status, t.description,
+                t.created_at
+         FROM entries e JOIN transactions t ON t.id = e.txn_id
+         WHERE e.wallet_id = ?1 AND e.seq < ?2 ORDER BY e.seq DESC LIMIT ?3";
     pub(super) const COUNTERPARTY: &str =
         "SELECT o.wallet_id, w.kind FROM entries o JOIN wallets w ON w.id = o.wallet_id
          WHERE o.txn_id = ?1 AND o.wallet_id <> ?2
@@ -156,6 +174,8 @@ mod sql {
         HISTORY_AMOUNTS,
         HISTORY_PAGE,
         COUNTERPARTY,
+        RANGE_ASC,
+        DESCRIBED_DESC,
         LIST_WALLETS,
         LIST_TRANSACTIONS,
     ];
@@ -464,13 +484,26 @@ pub(crate) fn insert_posting(conn: &Connection, p: &Posting) -> Result<Transacti
     ])
     .map_err(map_sqlite)?;
     let id = txn_id(conn.last_insert_rowid())?;
+    insert_entries(conn, id, &p.legs)?;
+    Ok(id)
+}
+
+/// Inserts the entries of transaction `id`.
+pub(crate) fn insert_entries(
+    conn: &Connection,
+    id: TransactionId,
+    legs: &[wallet_core::decide::PostedLeg],
+) -> Result<()> {
+    if legs.is_empty() {
+        return Ok(());
+    }
     let mut stmt = conn
         .prepare_cached(
             "INSERT INTO entries (wallet_id, seq, txn_id, amount, balance_after, debits_after)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )
         .map_err(map_sqlite)?;
-    for leg in &p.legs {
+    for leg in legs {
         stmt.execute(params![
             leg.record.id.get(),
             leg.head.seq,
@@ -481,7 +514,7 @@ pub(crate) fn insert_posting(conn: &Connection, p: &Posting) -> Result<Transacti
         ])
         .map_err(map_sqlite)?;
     }
-    Ok(id)
+    Ok(())
 }
 
 fn optional_text<T>(
@@ -506,6 +539,8 @@ pub(crate) fn transaction(conn: &Connection, id: TransactionId) -> Result<Option
         String,
         i64,
         Option<i64>,
+        i64,
+        Option<i64>,
     );
     let mut stmt = conn.prepare_cached(sql::TRANSACTION).map_err(map_sqlite)?;
     let row: Option<TxnCols> = stmt
@@ -522,6 +557,8 @@ pub(crate) fn transaction(conn: &Connection, id: TransactionId) -> Result<Option
                 r.get(8)?,
                 r.get(9)?,
                 r.get(10)?,
+                r.get(11)?,
+                r.get(12)?,
             ))
         })
         .optional()
@@ -538,6 +575,8 @@ pub(crate) fn transaction(conn: &Connection, id: TransactionId) -> Result<Option
         key,
         created,
         completed,
+        refunded,
+        original,
     )) = row
     else {
         return Ok(None);
@@ -553,11 +592,15 @@ pub(crate) fn transaction(conn: &Connection, id: TransactionId) -> Result<Option
                 r.get::<_, i64>(3)?,
                 r.get::<_, Option<i64>>(4)?,
                 r.get::<_, i64>(5)?,
+                r.get::<_, String>(6)?,
+                r.get::<_, i64>(7)?,
             ))
         })
         .map_err(map_sqlite)?
         .map(|r| {
-            let (wallet, seq, amount, balance, owner, kind) = r.map_err(map_sqlite)?;
+            let (wallet, seq, amount, balance, owner, kind, code, exponent) =
+                r.map_err(map_sqlite)?;
+            let cur = currency(&code, exponent)?;
             let wallet = wallet_id(wallet)?;
             let before = balance
                 .checked_sub(amount)
@@ -589,6 +632,14 @@ pub(crate) fn transaction(conn: &Connection, id: TransactionId) -> Result<Option
         idempotency_key: IdempotencyKey::new(key).map_err(corrupt("idempotency key"))?,
         created_at: Timestamp::from_micros(created),
         completed_at: completed.map(Timestamp::from_micros),
+        refunded: Money::from_minor(refunded, cur),
+        original: original.map(txn_id).transpose()?.map(TransactionRef::of),
+        pending: crate::payments::pending_of(conn, id)?.map(|p| PendingDetails {
+            wallet: WalletNumber::of(p.wallet),
+            held: Money::from_minor(p.held_minor, cur),
+            expires_at: p.expires_at,
+            gateway_ref: p.gateway_ref,
+        }),
         legs,
     }))
 }
@@ -607,7 +658,7 @@ fn entry_time(conn: &Connection, wallet: WalletId, seq: i64) -> Result<Timestamp
 /// The smallest `seq` in `1..=last` whose transaction was created at or after `t`
 /// (`last + 1` if none). Entries of a wallet are in time order, so this is a binary search:
 /// about 20 point lookups for a million entries, and no time index to maintain on every write.
-fn first_seq_at_or_after(
+pub(crate) fn first_seq_at_or_after(
     conn: &Connection,
     wallet: WalletId,
     last: i64,
@@ -626,7 +677,7 @@ fn first_seq_at_or_after(
 }
 
 /// Balance and running debits after entry `seq` (zero before the first entry).
-fn sums_at(conn: &Connection, wallet: WalletId, seq: i64) -> Result<(i64, i64)> {
+pub(crate) fn sums_at(conn: &Connection, wallet: WalletId, seq: i64) -> Result<(i64, i64)> {
     if seq < 1 {
         return Ok((0, 0));
     }
@@ -647,6 +698,139 @@ fn mask<T: Copy>(values: &[T], to_db: impl Fn(T) -> i64) -> i64 {
 
 fn to_minor_i64(total: u64) -> Result<i64> {
     i64::try_from(total).map_err(|_| Error::AmountOverflow)
+}
+
+/// The running debit total of `wallet` just before its first entry posted at or after `t`.
+/// Entries are in time order, so this never changes once `t` is at or before the wallet's
+/// latest entry: the writer caches it per wallet and window.
+pub(crate) fn debits_before(conn: &Connection, w: &WalletState, t: Timestamp) -> Result<i64> {
+    let first = first_seq_at_or_after(conn, w.record.id, w.head.seq, t)?;
+    Ok(sums_at(conn, w.record.id, first - 1)?.1)
+}
+
+type LineCols = (i64, i64, i64, i64, i64, i64, Option<String>, i64);
+
+fn line_cols(r: &Row<'_>) -> rusqlite::Result<LineCols> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+    ))
+}
+
+fn history_line(
+    conn: &Connection,
+    wallet: WalletId,
+    cur: Currency,
+    (seq, txn, amount, balance, kind, status, description, created): LineCols,
+) -> Result<HistoryLine> {
+    let txn = txn_id(txn)?;
+    Ok(HistoryLine {
+        transaction: txn,
+        reference: TransactionRef::of(txn),
+        kind: TransactionKind::from_db(kind)?,
+        status: TransactionStatus::from_db(status)?,
+        amount: Money::from_minor(amount, cur),
+        balance_after: Money::from_minor(balance, cur),
+        seq,
+        description: optional_text(description, "description", Description::new)?,
+        counterparty: counterparty(conn, txn, wallet)?,
+        created_at: Timestamp::from_micros(created),
+    })
+}
+
+/// A wallet's entries posted in `[since, until)`, oldest first, at most `max`.
+pub(crate) fn entries_between(
+    conn: &Connection,
+    wallet: WalletId,
+    since: Timestamp,
+    until: Timestamp,
+    max: u32,
+) -> Result<wallet_core::reports::EntryRange> {
+    let state = self::wallet(conn, wallet)?.ok_or(Error::WalletNotFound)?;
+    let cur = state.record.currency;
+    let last = state.head.seq;
+    let lo = first_seq_at_or_after(conn, wallet, last, since)?;
+    let hi = first_seq_at_or_after(conn, wallet, last, until)?.max(lo);
+    let opening = sums_at(conn, wallet, lo - 1)?.0;
+    let mut stmt = conn.prepare_cached(sql::RANGE_ASC).map_err(map_sqlite)?;
+    let rows = stmt
+        .query_map(params![wallet.get(), lo, hi, i64::from(max)], line_cols)
+        .map_err(map_sqlite)?;
+    let lines = rows
+        .map(|r| history_line(conn, wallet, cur, r.map_err(map_sqlite)?))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(wallet_core::reports::EntryRange {
+        opening_minor: opening,
+        lines,
+        truncated: hi - lo > i64::from(max),
+    })
+}
+
+/// Lines whose description contains `needle`, newest first, below `before_seq`.
+pub(crate) fn search(
+    conn: &Connection,
+    wallet: WalletId,
+    needle: &wallet_core::reports::SearchText,
+    before_seq: Option<i64>,
+    limit: u32,
+) -> Result<HistoryPage> {
+    let state = self::wallet(conn, wallet)?.ok_or(Error::WalletNotFound)?;
+    let cur = state.record.currency;
+    let upper = before_seq.map_or(state.head.seq + 1, |b| b.min(state.head.seq + 1));
+    let mut stmt = conn
+        .prepare_cached(sql::DESCRIBED_DESC)
+        .map_err(map_sqlite)?;
+    let scan = i64::from(wallet_core::reports::SEARCH_SCAN_MAX);
+    let rows = stmt
+        .query_map(params![wallet.get(), upper, scan], line_cols)
+        .map_err(map_sqlite)?;
+    let want = usize::try_from(limit).unwrap_or(usize::MAX);
+    let mut lines = Vec::new();
+    let (mut scanned, mut last_seq, mut next) = (0i64, upper, None);
+    for row in rows {
+        let cols = row.map_err(map_sqlite)?;
+        scanned += 1;
+        last_seq = cols.0;
+        if cols.6.as_deref().is_some_and(|d| needle.matches(d)) {
+            if lines.len() == want {
+                // One more match exists: continue after the last returned line.
+                next = lines
+                    .last()
+                    .map(|l: &HistoryLine| HistoryCursor::new(wallet, l.seq));
+                break;
+            }
+            lines.push(history_line(conn, wallet, cur, cols)?);
+        }
+    }
+    if next.is_none() && scanned == scan && last_seq > 1 {
+        // The scan budget ran out before the wallet's first entry: continue from there.
+        next = Some(HistoryCursor::new(wallet, last_seq));
+    }
+    let zero = Money::zero(cur);
+    Ok(HistoryPage {
+        lines,
+        next,
+        totals: HistoryTotals {
+            credits: zero,
+            debits: zero,
+        },
+    })
+}
+
+/// Debits posted since `anchor` (a running total taken earlier), from the wallet's head.
+pub(crate) fn debits_since_anchor(w: &WalletState, anchor: i64) -> Result<i64> {
+    to_minor_i64(
+        w.head
+            .debits_minor
+            .cast_unsigned()
+            .wrapping_sub(anchor.cast_unsigned()),
+    )
 }
 
 /// One page of a wallet's history with totals over the whole filtered range.
@@ -875,7 +1059,9 @@ pub(crate) fn verify(conn: &Connection) -> Result<VerifyReport> {
 
     // Pass 2: transactions in id order, merged with entries in txn_id order (entries_by_txn).
     let mut txns = conn
-        .prepare("SELECT id, status, amount, currency FROM transactions ORDER BY id")
+        .prepare(
+            "SELECT id, status, amount, currency, refunded, kind FROM transactions ORDER BY id",
+        )
         .map_err(map_sqlite)?;
     let mut legs = conn
         .prepare(
@@ -895,21 +1081,48 @@ pub(crate) fn verify(conn: &Connection) -> Result<VerifyReport> {
                 r.get::<_, i64>(1)?,
                 r.get::<_, i64>(2)?,
                 r.get::<_, String>(3)?,
+                r.get::<_, i64>(4)?,
+                r.get::<_, i64>(5)?,
             ))
         })
         .map_err(map_sqlite)?;
     for txn in txn_rows {
-        let (id, status, amount, code) = txn.map_err(map_sqlite)?;
+        let (id, status, amount, code, refunded, kind) = txn.map_err(map_sqlite)?;
         drain(&mut leg_rows, leg_key, |t| t < id, |l| emit_leg(&mut v, l))?;
         v.transaction(&TransactionRow {
             id: txn_id(id)?,
             status: TransactionStatus::from_db(status)?,
             amount_minor: amount,
+            refunded_minor: refunded,
             currency: CurrencyCode::new(&code).map_err(corrupt("currency code"))?,
+            exchange: TransactionKind::from_db(kind)? == TransactionKind::Exchange,
         });
         drain(&mut leg_rows, leg_key, |t| t == id, |l| emit_leg(&mut v, l))?;
     }
     drain(&mut leg_rows, leg_key, |_| true, |l| emit_leg(&mut v, l))?;
+
+    // Pass 3: what wallets hold against what their open holds reserve.
+    let mut holds = conn
+        .prepare(
+            "SELECT w.id, w.held, coalesce(p.reserved, 0) FROM wallets w
+             LEFT JOIN (SELECT wallet_id, sum(held) AS reserved FROM pending
+                        WHERE open = 1 GROUP BY wallet_id) p ON p.wallet_id = w.id
+             WHERE w.held <> 0 OR p.reserved IS NOT NULL ORDER BY w.id",
+        )
+        .map_err(map_sqlite)?;
+    let rows = holds
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })
+        .map_err(map_sqlite)?;
+    for row in rows {
+        let (wallet, held, reserved) = row.map_err(map_sqlite)?;
+        v.holds(wallet_id(wallet)?, held, reserved);
+    }
     Ok(v.finish())
 }
 
@@ -923,6 +1136,7 @@ mod tests {
         assert_indexed(crate::users::sql::INDEXED);
         assert_indexed(crate::admin::sql::INDEXED);
         assert_indexed(crate::payment_methods::sql::INDEXED);
+        assert_indexed(crate::payments::sql::INDEXED);
     }
 
     /// Asserts no statement in `statements` scans a table without an index.

@@ -148,6 +148,95 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     CREATE INDEX transactions_by_time ON transactions (created_at);
     CREATE INDEX wallets_by_status ON wallets (status, id);
     "#,
+    // Version 3: payments and rules: refunds, holds and pending top-ups, limits, merchants,
+    // payment links, notifications, the event feed, and the new system accounts.
+    r#"
+    ALTER TABLE transactions ADD COLUMN refunded INTEGER NOT NULL DEFAULT 0 CHECK (refunded >= 0);
+    ALTER TABLE transactions ADD COLUMN original_id INTEGER REFERENCES transactions (id);
+
+    -- Holds and pending top-ups. `held` is what the hold reserves on `wallet_id` while open
+    -- (zero for top-ups and once closed). The partial indexes hold only open rows.
+    CREATE TABLE pending (
+        txn_id      INTEGER PRIMARY KEY REFERENCES transactions (id),
+        wallet_id   INTEGER NOT NULL REFERENCES wallets (id),
+        counter_id  INTEGER REFERENCES wallets (id),
+        amount      INTEGER NOT NULL CHECK (amount > 0),
+        held        INTEGER NOT NULL CHECK (held >= 0),
+        gateway_ref TEXT UNIQUE,
+        expires_at  INTEGER NOT NULL,
+        open        INTEGER NOT NULL CHECK (open IN (0, 1))
+    ) STRICT;
+    CREATE INDEX pending_due ON pending (expires_at) WHERE open = 1;
+    CREATE INDEX pending_by_wallet ON pending (wallet_id, expires_at) WHERE open = 1;
+
+    -- Limits differing from the defaults.
+    CREATE TABLE wallet_limits (
+        wallet_id       INTEGER PRIMARY KEY REFERENCES wallets (id),
+        per_transaction INTEGER NOT NULL CHECK (per_transaction >= 0),
+        daily           INTEGER NOT NULL CHECK (daily >= per_transaction),
+        monthly         INTEGER NOT NULL CHECK (monthly >= daily)
+    ) STRICT;
+
+    CREATE TABLE merchants (
+        id         INTEGER PRIMARY KEY,
+        wallet_id  INTEGER NOT NULL UNIQUE REFERENCES wallets (id),
+        name       TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    ) STRICT;
+    -- One payment per merchant and order; a hold that does not complete frees its order.
+    CREATE TABLE merchant_orders (
+        merchant_id INTEGER NOT NULL REFERENCES merchants (id),
+        order_id    TEXT NOT NULL,
+        txn_id      INTEGER NOT NULL UNIQUE REFERENCES transactions (id),
+        PRIMARY KEY (merchant_id, order_id)
+    ) STRICT, WITHOUT ROWID;
+
+    CREATE TABLE payment_links (
+        id              INTEGER PRIMARY KEY,
+        code            BLOB NOT NULL UNIQUE CHECK (length(code) = 16),
+        wallet_id       INTEGER NOT NULL REFERENCES wallets (id),
+        amount          INTEGER NOT NULL CHECK (amount > 0),
+        description     TEXT,
+        status          INTEGER NOT NULL,
+        expires_at      INTEGER NOT NULL,
+        paid_txn        INTEGER REFERENCES transactions (id),
+        created_by      INTEGER NOT NULL,
+        idempotency_key TEXT NOT NULL,
+        fingerprint     BLOB NOT NULL CHECK (length(fingerprint) = 16),
+        created_at      INTEGER NOT NULL
+    ) STRICT;
+    CREATE UNIQUE INDEX payment_links_by_key ON payment_links (created_by, idempotency_key);
+    CREATE INDEX payment_links_by_wallet ON payment_links (wallet_id, id);
+
+    CREATE TABLE notifications (
+        id         INTEGER PRIMARY KEY,
+        user_id    INTEGER NOT NULL,
+        kind       INTEGER NOT NULL,
+        priority   INTEGER NOT NULL,
+        title      TEXT NOT NULL,
+        message    TEXT NOT NULL,
+        read       INTEGER NOT NULL CHECK (read IN (0, 1)),
+        created_at INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX notifications_by_user ON notifications (user_id, id);
+    CREATE INDEX notifications_unread ON notifications (user_id, id) WHERE read = 0;
+
+    -- The outbox: ids increase in commit order (one writer; rows are never deleted by the
+    -- library).
+    CREATE TABLE events (
+        id      INTEGER PRIMARY KEY,
+        at      INTEGER NOT NULL,
+        kind    TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        payload TEXT NOT NULL
+    ) STRICT;
+
+    -- Fee revenue (102) and exchange (103) accounts for currencies recorded before them.
+    INSERT INTO wallets (owner_id, kind, currency, status, held, created_at, updated_at)
+    SELECT NULL, k.kind, w.currency, 1, 0, w.created_at, w.created_at
+    FROM wallets w CROSS JOIN (SELECT 102 AS kind UNION ALL SELECT 103) k
+    WHERE w.owner_id IS NULL AND w.kind = 101;
+    "#,
 ];
 
 /// The schema version this code reads and writes.

@@ -31,6 +31,7 @@ use wallet_core::{Clock, Error, Result};
 use crate::checkpoint;
 use crate::error::map_sqlite;
 use crate::payment_methods;
+use crate::payments;
 use crate::queries;
 use crate::users;
 
@@ -69,11 +70,14 @@ struct Cache {
     wallets: HashMap<WalletId, WalletState>,
     users: HashMap<UserId, UserRecord>,
     system: HashMap<(SystemAccount, CurrencyCode), WalletId>,
+    /// Running debit totals of wallets at the start of a limit window (see
+    /// [`queries::debits_before`]): stable once taken, so spend is one subtraction.
+    anchors: HashMap<(WalletId, i64), i64>,
     capacity: usize,
 }
 
 /// Changes made by the commands of an open batch: they reach the cache when it commits.
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Staged {
     wallets: HashMap<WalletId, WalletState>,
     users: HashMap<UserId, UserRecord>,
@@ -91,6 +95,7 @@ impl Cache {
         self.wallets.clear();
         self.users.clear();
         self.system.clear();
+        self.anchors.clear();
     }
 
     fn put_user(&mut self, user: UserRecord) {
@@ -165,6 +170,7 @@ impl Writer {
                 wallets: HashMap::new(),
                 users: HashMap::new(),
                 system: HashMap::new(),
+                anchors: HashMap::new(),
                 capacity: cache_capacity,
             },
             data_version: -1,
@@ -327,7 +333,7 @@ impl Writer {
                 })
             });
         match applied {
-            Ok((outcome, changed, users)) => {
+            Ok(((outcome, changed, users), refusal)) => {
                 self.conn.execute_batch("RELEASE cmd").map_err(map_sqlite)?;
                 for state in changed {
                     staged.wallets.insert(state.record.id, state);
@@ -335,7 +341,10 @@ impl Writer {
                 for user in users {
                     staged.users.insert(user.id, user);
                 }
-                Ok(Ok(outcome))
+                Ok(match refusal {
+                    None => Ok(outcome),
+                    Some(e) => Err(e),
+                })
             }
             Err(e) => {
                 if let Err(rollback) = self.conn.execute_batch("ROLLBACK TO cmd; RELEASE cmd") {
@@ -377,28 +386,71 @@ impl Writer {
         }
     }
 
-    /// Loads, decides and persists one command.
-    fn apply(&mut self, command: &Command, staged: &Staged) -> Result<Applied> {
+    /// Loads, decides and persists one command. The error beside the result is a refusal
+    /// whose effects are nevertheless kept (a lapsed hold released as its capture is refused).
+    fn apply(&mut self, command: &Command, staged: &Staged) -> Result<(Applied, Option<Error>)> {
+        if let Op::Batch(ops) = &command.op {
+            return self.apply_batch(command, ops, staged).map(|a| (a, None));
+        }
         let needs = command.needs();
-        let state = self.load(&needs, staged)?;
+        let state = self.load(command, &needs, staged)?;
         let decision = decide(command, &state)?;
-        let outcome = match &command.op {
-            Op::Audit(record) => record.outcome,
+        let outcome = match (&command.op, &decision) {
+            (Op::Audit(record), _) => record.outcome,
+            (_, Decision::Refuse(_, e)) => e.code(),
             _ => wallet_core::audit::OUTCOME_OK,
         };
         self.audit(command, outcome)?;
-        match decision {
+        let (applied_now, refusal) = match decision {
             Decision::Replay(id) => {
                 let transaction = queries::transaction(&self.conn, id)?
                     .ok_or_else(|| Error::corrupt("idempotency record without its transaction"))?;
-                Ok(applied(Outcome::Receipt(Receipt {
-                    transaction,
-                    replayed: true,
-                })))
+                // A repeat changes nothing and leaves no trail.
+                return Ok((
+                    applied(Outcome::Receipt(Receipt {
+                        transaction,
+                        replayed: true,
+                    })),
+                    None,
+                ));
             }
-            Decision::Unchanged(wallet) => Ok(applied(Outcome::Wallet(wallet))),
-            Decision::Apply(effects) => self.persist(effects),
+            Decision::Unchanged(wallet) => return Ok((applied(Outcome::Wallet(wallet)), None)),
+            Decision::Done(outcome) => return Ok((applied(outcome), None)),
+            Decision::Apply(effects) => (self.persist(effects)?, None),
+            Decision::Refuse(effects, e) => (self.persist(effects)?, Some(e)),
+        };
+        let trail = wallet_core::notify::trail(command, &applied_now.0);
+        payments::insert_trail(&self.conn, command.now, &trail.notifications, &trail.events)?;
+        Ok((applied_now, refusal))
+    }
+
+    /// Applies a batch's operations in order, each seeing the ones before it; the first
+    /// failure fails the batch (its savepoint is rolled back by the caller).
+    fn apply_batch(&mut self, command: &Command, ops: &[Op], staged: &Staged) -> Result<Applied> {
+        wallet_core::decide::check_batch(ops)?;
+        let mut overlay = staged.clone();
+        let mut outcomes = Vec::with_capacity(ops.len());
+        let (mut all_wallets, mut all_users) = (Vec::new(), Vec::new());
+        for op in ops {
+            let sub = Command {
+                op: op.clone(),
+                ..command.clone()
+            };
+            let ((outcome, wallets, users), refusal) = self.apply(&sub, &overlay)?;
+            if let Some(e) = refusal {
+                return Err(e);
+            }
+            for w in &wallets {
+                overlay.wallets.insert(w.record.id, w.clone());
+            }
+            for u in &users {
+                overlay.users.insert(u.id, u.clone());
+            }
+            outcomes.push(outcome);
+            all_wallets.extend(wallets);
+            all_users.extend(users);
         }
+        Ok((Outcome::Batch(outcomes), all_wallets, all_users))
     }
 
     fn user(&mut self, id: UserId, staged: &Staged) -> Result<Option<UserRecord>> {
@@ -427,7 +479,45 @@ impl Writer {
         Ok(loaded)
     }
 
-    fn load(&mut self, needs: &Needs, staged: &Staged) -> Result<State> {
+    fn system_id(&mut self, kind: SystemAccount, code: CurrencyCode) -> Result<Option<WalletId>> {
+        let id = match self.cache.system.get(&(kind, code)) {
+            Some(id) => Some(*id),
+            None => queries::system_account(&self.conn, kind, code)?,
+        };
+        if let Some(id) = id {
+            self.cache.system.insert((kind, code), id);
+        }
+        Ok(id)
+    }
+
+    /// Appends wallet `id` to `state.wallets` unless it is there already.
+    fn add_wallet(&mut self, state: &mut State, id: WalletId, staged: &Staged) -> Result<()> {
+        if !state.wallets.iter().flatten().any(|w| w.record.id == id) {
+            let w = self.wallet(id, staged)?;
+            state.wallets.push(w);
+        }
+        Ok(())
+    }
+
+    /// Posted debits of `w` since the start of the window beginning at `start`.
+    fn spent_since(&mut self, w: &WalletState, start: wallet_core::Timestamp) -> Result<i64> {
+        if w.head.seq == 0 || w.head.last_at < start {
+            return Ok(0);
+        }
+        let key = (w.record.id, start.as_micros());
+        let anchor = match self.cache.anchors.get(&key) {
+            Some(a) => *a,
+            None => {
+                let a = queries::debits_before(&self.conn, w, start)?;
+                bounded_insert(&mut self.cache.anchors, key, a, self.cache.capacity);
+                a
+            }
+        };
+        queries::debits_since_anchor(w, anchor)
+    }
+
+    fn load(&mut self, command: &Command, needs: &Needs, staged: &Staged) -> Result<State> {
+        let now = command.now;
         let mut state = State::default();
         if let Some(id) = needs.actor {
             state.actor = self.user(id, staged)?;
@@ -463,18 +553,88 @@ impl Writer {
             let w = self.wallet(*id, staged)?;
             state.wallets.push(w);
         }
-        if let Some((kind, index)) = needs.system
-            && let Some(Some(owner_wallet)) = state.wallets.get(index)
-        {
-            let code = owner_wallet.record.currency.code();
-            let id = match self.cache.system.get(&(kind, code)) {
-                Some(id) => Some(*id),
-                None => queries::system_account(&self.conn, kind, code)?,
-            };
-            if let Some(id) = id {
-                self.cache.system.insert((kind, code), id);
-                state.system = self.wallet(id, staged)?;
+        if let Some((id, order)) = &needs.merchant {
+            state.merchant = payments::merchant(&self.conn, *id)?;
+            if let Some(m) = &state.merchant {
+                let wallet = m.wallet;
+                self.add_wallet(&mut state, wallet, staged)?;
+                if let Some(order) = order {
+                    state.order_paid = payments::order_paid(&self.conn, *id, order)?;
+                }
             }
+        }
+        if let Some(code) = &needs.link {
+            state.link = payments::link(&self.conn, code)?;
+            if let Some(wallet) = state.link.as_ref().map(|l| l.wallet) {
+                self.add_wallet(&mut state, wallet, staged)?;
+            }
+        }
+        for (kind, index) in &needs.systems {
+            let code = match state.wallets.get(*index) {
+                Some(Some(w)) => Some(w.record.currency.code()),
+                _ => None,
+            };
+            let account = match code {
+                Some(code) => match self.system_id(*kind, code)? {
+                    Some(id) => self.wallet(id, staged)?,
+                    None => None,
+                },
+                None => None,
+            };
+            state.systems.push(account);
+        }
+        if let Some(lookup) = &needs.transaction {
+            state.transaction = payments::stored_txn(&self.conn, lookup)?;
+            if let Some(t) = state.transaction.clone() {
+                let mut ids: Vec<WalletId> = t.legs.iter().map(|(w, _)| *w).collect();
+                if let Some(p) = &t.pending {
+                    ids.push(p.wallet);
+                    ids.extend(p.counter);
+                }
+                for kind in SystemAccount::ALL {
+                    ids.extend(self.system_id(*kind, t.currency.code())?);
+                }
+                ids.sort();
+                ids.dedup();
+                for id in ids {
+                    self.add_wallet(&mut state, id, staged)?;
+                }
+            }
+        }
+        if let Some(index) = needs.expired_holds
+            && let Some(Some(w)) = state.wallets.get(index)
+            && w.record.held_minor > 0
+        {
+            state.expired = payments::expired_of(&self.conn, w.record.id, now, 100)?;
+        }
+        if let Some(index) = needs.limits
+            && let Some(Some(w)) = state.wallets.get(index)
+        {
+            state.limits = payments::limits(&self.conn, w.record.id)?;
+        }
+        if let Some(index) = needs.spend
+            && let Some(Some(w)) = state.wallets.get(index).cloned()
+        {
+            let zone = command.config.time_zone();
+            let day = zone.period_start(now, wallet_core::calendar::Granularity::Day)?;
+            let month = zone.period_start(now, wallet_core::calendar::Granularity::Month)?;
+            state.spend = Some(wallet_core::decide::Spend {
+                today: self.spent_since(&w, day)?,
+                month: self.spent_since(&w, month)?,
+            });
+        }
+        if let Some(limit) = needs.due {
+            state.due = payments::due(&self.conn, now, limit)?;
+            let wallets: Vec<WalletId> = state.due.iter().map(|p| p.wallet).collect();
+            for id in wallets {
+                self.add_wallet(&mut state, id, staged)?;
+            }
+        }
+        if let Some(wallet) = needs.merchant_of {
+            state.merchant_of = payments::merchant_of(&self.conn, wallet)?;
+        }
+        if let Some((user, key)) = &needs.link_key {
+            state.link_existing = payments::link_by_key(&self.conn, *user, key)?;
         }
         if let Some((actor, key)) = &needs.idempotency {
             state.existing = queries::existing(&self.conn, *actor, key)?;
@@ -547,6 +707,83 @@ impl Writer {
                 payment_methods::delete(&self.conn, id)?;
                 Ok(applied(Outcome::Done))
             }
+            Effects::Ledger(writes) => self.persist_ledger(*writes),
+            Effects::SetLimits(wallet, limits) => {
+                payments::set_limits(&self.conn, wallet, limits.as_ref())?;
+                Ok(applied(Outcome::Done))
+            }
+            Effects::InsertMerchant(m) => Ok(applied(Outcome::Merchant(
+                payments::insert_merchant(&self.conn, &m)?,
+            ))),
+            Effects::InsertLink(l) => Ok(applied(Outcome::Link(
+                payments::insert_link(&self.conn, &l)?.to_link(),
+            ))),
+            Effects::UpdateLink(l) => {
+                payments::update_link(&self.conn, l.id, l.status, l.paid_by)?;
+                Ok(applied(Outcome::Link(l.to_link())))
+            }
+            Effects::MarkRead(m) => Ok(applied(Outcome::Count(payments::mark_read(
+                &self.conn, &m,
+            )?))),
         }
+    }
+
+    fn persist_ledger(&mut self, w: wallet_core::decide::LedgerWrites) -> Result<Applied> {
+        let new_id = match &w.new {
+            Some(p) => Some(queries::insert_posting(&self.conn, p)?),
+            None => None,
+        };
+        if let Some(id) = new_id {
+            if let Some(p) = &w.new_pending {
+                payments::insert_pending(&self.conn, id, p)?;
+            }
+            if let Some((merchant, order)) = &w.new_order {
+                payments::insert_order(&self.conn, *merchant, order, id)?;
+            }
+            if let Some(link) = w.link_paid {
+                payments::update_link(
+                    &self.conn,
+                    link,
+                    wallet_core::links::LinkStatus::Paid,
+                    Some(id),
+                )?;
+            }
+            if let Some(original) = w.refund_of {
+                payments::set_original(&self.conn, id, original)?;
+            }
+        }
+        for u in &w.updates {
+            payments::update_txn(&self.conn, u)?;
+        }
+        for r in &w.records {
+            payments::update_held(&self.conn, r)?;
+        }
+        let outcome = match (w.shown, &w.new, new_id) {
+            (wallet_core::decide::Shown::Count(n), _, _) => Outcome::Count(n),
+            // The common case, built without reading back what was just written.
+            (wallet_core::decide::Shown::New, Some(p), Some(id))
+                if p.status == wallet_core::TransactionStatus::Completed
+                    && w.refund_of.is_none() =>
+            {
+                Outcome::Receipt(Receipt {
+                    transaction: p.to_transaction(id),
+                    replayed: false,
+                })
+            }
+            (shown, _, _) => {
+                let id = match (shown, new_id) {
+                    (wallet_core::decide::Shown::Existing(id), _) => id,
+                    (_, Some(id)) => id,
+                    _ => return Err(Error::corrupt("a receipt without a transaction")),
+                };
+                let transaction = queries::transaction(&self.conn, id)?
+                    .ok_or_else(|| Error::corrupt("transaction vanished"))?;
+                Outcome::Receipt(Receipt {
+                    transaction,
+                    replayed: false,
+                })
+            }
+        };
+        Ok((outcome, w.touched, Vec::new()))
     }
 }

@@ -28,11 +28,20 @@ pub async fn setup(
     // Owners are registered users; the KYC rule is evaluated on every transfer, with a policy
     // that lets these unreviewed users send. Password hashing is made cheap: registration is
     // setup here, not what is measured.
-    let config = Config::default().with_kyc_policy(KycPolicy {
-        top_up: true,
-        send: true,
-        withdraw: true,
-    });
+    // Limits are computed on every transfer (as in production) but set high enough that the
+    // random load never reaches them.
+    let big = wallet_core::Decimal::from(1_000_000_000_000i64);
+    let config = Config::default()
+        .with_kyc_policy(KycPolicy {
+            top_up: true,
+            send: true,
+            withdraw: true,
+        })
+        .with_default_limits(wallet_core::limits::DefaultLimits {
+            per_transaction: big,
+            daily: big,
+            monthly: big,
+        })?;
     let auth = AuthConfig {
         hashing: HashParams {
             memory_kib: 64,

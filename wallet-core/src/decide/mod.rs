@@ -5,15 +5,22 @@
 //! decision, so both backends enforce exactly the same rules.
 
 mod identity;
+mod money;
 mod payment_methods;
+mod rules;
+
+pub use rules::{
+    LINK_TTL_MAX_MICROS, LedgerWrites, LinkRecord, MerchantRecord, NewPending, PendingRecord,
+    Shown, Spend, StoredTxn, TxnUpdate, check_batch,
+};
 
 use crate::actor::{Action, Actor, authorize};
-use crate::command::{Command, Fingerprint, Flow, Move, Op, OpenWallet, SetWalletStatus};
+use crate::command::{Command, Fingerprint, Op, OpenWallet, SetWalletStatus};
 use crate::currency::Currency;
 use crate::error::{Error, Result};
-use crate::identity::{KycStatus, UserRecord};
+use crate::identity::UserRecord;
 use crate::ids::{TransactionId, TransactionRef, UserId, WalletId, WalletNumber};
-use crate::money::{Money, to_minor};
+use crate::money::Money;
 use crate::text::{Description, IdempotencyKey, Metadata};
 use crate::time::Timestamp;
 use crate::transaction::{Leg, Transaction, TransactionKind, TransactionStatus};
@@ -33,8 +40,28 @@ pub struct Existing {
 pub struct State {
     /// One slot per needed wallet, in order; `None` when no such wallet exists.
     pub wallets: Vec<Option<WalletState>>,
-    /// The needed system account, if one was needed and exists.
-    pub system: Option<WalletState>,
+    /// The needed system accounts, one slot per `Needs::systems` entry.
+    pub systems: Vec<Option<WalletState>>,
+    /// The merchant named by a payment.
+    pub merchant: Option<MerchantRecord>,
+    /// The payment that already paid the order, if any.
+    pub order_paid: Option<TransactionId>,
+    /// The payment link named by the command.
+    pub link: Option<LinkRecord>,
+    /// The existing transaction the command is about.
+    pub transaction: Option<StoredTxn>,
+    /// Lapsed open holds of the debited wallet.
+    pub expired: Vec<PendingRecord>,
+    /// Posted outgoing money of the debited wallet in the current day and month.
+    pub spend: Option<Spend>,
+    /// The wallet's stored limits (`None`: the defaults).
+    pub limits: Option<crate::limits::Limits>,
+    /// Overdue open holds and pending top-ups.
+    pub due: Vec<PendingRecord>,
+    /// The merchant already registered on the wallet.
+    pub merchant_of: Option<MerchantRecord>,
+    /// The link created earlier under the same (user, key).
+    pub link_existing: Option<LinkRecord>,
     /// The earlier transaction with the same (actor, key), if any.
     pub existing: Option<Existing>,
     /// The owner's existing wallet of the requested kind and currency, if any.
@@ -149,13 +176,13 @@ impl Posting {
                     AccountKind::Wallet(_) => None,
                 },
                 owner: l.record.owner,
-                amount: Money::from_minor(l.amount_minor, currency),
+                amount: Money::from_minor(l.amount_minor, l.record.currency),
                 seq: l.head.seq,
                 balance_before: Some(Money::from_minor(
                     l.head.balance_minor.wrapping_sub(l.amount_minor),
-                    currency,
+                    l.record.currency,
                 )),
-                balance_after: Some(Money::from_minor(l.head.balance_minor, currency)),
+                balance_after: Some(Money::from_minor(l.head.balance_minor, l.record.currency)),
             })
             .collect();
         Transaction {
@@ -170,6 +197,9 @@ impl Posting {
             idempotency_key: self.idempotency_key.clone(),
             created_at: self.created_at,
             completed_at: self.completed_at,
+            refunded: Money::zero(currency),
+            original: None,
+            pending: None,
             legs,
         }
     }
@@ -211,6 +241,18 @@ pub enum Effects {
     SetStatus(WalletState),
     /// Insert a transaction with its entries.
     Post(Posting),
+    /// Money-side writes: new and changed transactions, holds, orders, links.
+    Ledger(Box<rules::LedgerWrites>),
+    /// Store a wallet's limits (`None`: back to the defaults).
+    SetLimits(WalletId, Option<crate::limits::Limits>),
+    /// Insert a merchant (placeholder id).
+    InsertMerchant(MerchantRecord),
+    /// Insert a payment link (placeholder id).
+    InsertLink(LinkRecord),
+    /// Store a link's status.
+    UpdateLink(LinkRecord),
+    /// Mark notifications read.
+    MarkRead(crate::command::MarkRead),
 }
 
 /// The outcome of deciding a command.
@@ -222,6 +264,11 @@ pub enum Decision {
     Replay(TransactionId),
     /// Nothing to change (for example, a wallet already in the requested status).
     Unchanged(WalletState),
+    /// Nothing to change; return this outcome (an idempotent repeat).
+    Done(crate::store::Outcome),
+    /// Apply these effects (a lapsed hold released, a late top-up failed), then answer with
+    /// the error.
+    Refuse(Effects, Error),
 }
 
 /// Decides a command against the state loaded for it.
@@ -229,7 +276,24 @@ pub fn decide(cmd: &Command, state: &State) -> Result<Decision> {
     match &cmd.op {
         Op::OpenWallet(o) => decide_open(cmd, o, state),
         Op::SetWalletStatus(s) => decide_status(cmd, s, state),
-        Op::Move(m) => decide_move(cmd, m, state),
+        Op::Move(m) => money::decide_move(cmd, m, state),
+        Op::Settle(s) => money::settle(cmd, s, state),
+        Op::Gateway(g) => money::gateway(cmd, g, state),
+        Op::Refund(r) => money::refund(cmd, r, state),
+        Op::SetLimits(s) => rules::set_limits(cmd, s, state),
+        Op::RegisterMerchant(r) => rules::register_merchant(cmd, r, state),
+        Op::CreateLink(c) => rules::create_link(cmd, c, state),
+        Op::CancelLink(_) => rules::cancel_link(cmd, state),
+        Op::MarkRead(m) => rules::mark_read(cmd, m, state),
+        Op::ExpireDue(_) => money::expire_due(cmd, state),
+        Op::Batch(ops) => {
+            // A store applies a batch operation by operation; it reaches `decide` only to
+            // be checked.
+            rules::check_batch(ops)?;
+            Err(Error::internal(
+                "a batch is applied by the store, one operation at a time",
+            ))
+        }
         Op::Register(r) => identity::register(cmd, r, state),
         Op::UpdateUser(u) => identity::update(cmd, u, state),
         Op::Audit(_) => Ok(Decision::Apply(Effects::Nothing)),
@@ -239,7 +303,7 @@ pub fn decide(cmd: &Command, state: &State) -> Result<Decision> {
 
 /// The acting user as they are now: their current role, and an error if they are unknown,
 /// deleted or inactive. The role in a session token may be stale; the stored one decides.
-fn acting<'a>(cmd: &Command, state: &'a State) -> Result<(Actor, &'a UserRecord)> {
+pub(super) fn acting<'a>(cmd: &Command, state: &'a State) -> Result<(Actor, &'a UserRecord)> {
     let claimed = cmd.actor.ok_or(Error::Forbidden)?;
     let record = state
         .actor
@@ -284,7 +348,7 @@ fn decide_open(cmd: &Command, o: &OpenWallet, state: &State) -> Result<Decision>
 }
 
 /// The customer wallet in slot `i`, or `WalletNotFound` (system accounts are not addressable).
-fn customer_wallet(state: &State, i: usize) -> Result<&WalletState> {
+pub(super) fn customer_wallet(state: &State, i: usize) -> Result<&WalletState> {
     match state.wallets.get(i) {
         Some(Some(w)) if matches!(w.record.kind, AccountKind::Wallet(_)) => Ok(w),
         _ => Err(Error::WalletNotFound),
@@ -315,125 +379,8 @@ fn decide_status(cmd: &Command, s: &SetWalletStatus, state: &State) -> Result<De
     Ok(Decision::Apply(Effects::SetStatus(after)))
 }
 
-fn decide_move(cmd: &Command, m: &Move, state: &State) -> Result<Decision> {
-    let fingerprint = m.fingerprint();
-    if let Some(existing) = state.existing {
-        return if existing.fingerprint == fingerprint {
-            Ok(Decision::Replay(existing.id))
-        } else {
-            Err(Error::IdempotencyConflict)
-        };
-    }
-    if m.amount <= rust_decimal::Decimal::ZERO {
-        return Err(Error::AmountNotPositive);
-    }
-    if let Flow::Transfer { from, to } = m.flow
-        && from == to
-    {
-        return Err(Error::SameWallet);
-    }
-
-    // The wallet the money comes from (or, for a top-up, goes to) decides who may act.
-    let (actor, record) = acting(cmd, state)?;
-    let primary = customer_wallet(state, 0)?;
-    authorize(
-        &actor,
-        Action::MoveMoney {
-            owner: primary.record.owner,
-        },
-    )?;
-    if record.kyc != KycStatus::Verified {
-        let policy = cmd.config.kyc_policy();
-        let allowed = match m.flow {
-            Flow::Deposit { .. } => policy.top_up,
-            Flow::Withdraw { .. } => policy.withdraw,
-            Flow::Transfer { .. } => policy.send,
-        };
-        if !allowed {
-            return Err(Error::KycRequired);
-        }
-    }
-    let currency = primary.record.currency;
-    let counterparty = match m.flow {
-        Flow::Transfer { .. } => {
-            let to = customer_wallet(state, 1)?;
-            if to.record.currency != currency {
-                return Err(Error::CurrencyMismatch {
-                    expected: currency.code(),
-                    found: to.record.currency.code(),
-                });
-            }
-            to
-        }
-        Flow::Deposit { .. } | Flow::Withdraw { .. } => match &state.system {
-            Some(s) if s.record.currency == currency => s,
-            _ => {
-                return Err(Error::internal(format!(
-                    "system account for {currency} missing"
-                )));
-            }
-        },
-    };
-
-    let amount_minor = to_minor(m.amount, currency)?;
-    let (minimum, maximum) = cmd.config.bounds_for(currency);
-    if amount_minor < minimum.minor() {
-        return Err(Error::AmountBelowMinimum { minimum });
-    }
-    if amount_minor > maximum.minor() {
-        return Err(Error::AmountAboveMaximum { maximum });
-    }
-    for w in [primary, counterparty] {
-        if let AccountKind::Wallet(_) = w.record.kind
-            && let Some(e) = w.record.status.money_error(WalletNumber::of(w.record.id))
-        {
-            return Err(e);
-        }
-    }
-
-    let (kind, debit, credit) = match m.flow {
-        Flow::Deposit { .. } => (TransactionKind::TopUp, counterparty, primary),
-        Flow::Withdraw { .. } => (TransactionKind::Withdrawal, primary, counterparty),
-        Flow::Transfer { .. } => (TransactionKind::Transfer, primary, counterparty),
-    };
-    if let AccountKind::Wallet(_) = debit.record.kind {
-        let available = debit
-            .head
-            .balance_minor
-            .saturating_sub(debit.record.held_minor);
-        if available < amount_minor {
-            return Err(Error::InsufficientFunds {
-                available: Money::from_minor(available, currency),
-                requested: Money::from_minor(amount_minor, currency),
-            });
-        }
-    }
-
-    // Entries of an account are ordered by time: never post before an account's latest entry,
-    // even if the caller's clock stepped back.
-    let created_at = cmd.now.max(debit.head.last_at).max(credit.head.last_at);
-    let legs = vec![
-        post(debit, -amount_minor, created_at)?,
-        post(credit, amount_minor, created_at)?,
-    ];
-    Ok(Decision::Apply(Effects::Post(Posting {
-        kind,
-        status: TransactionStatus::Completed,
-        amount_minor,
-        currency,
-        description: m.description.clone(),
-        metadata: m.metadata.clone(),
-        initiated_by: actor.user,
-        idempotency_key: m.idempotency_key.clone(),
-        fingerprint,
-        created_at,
-        completed_at: Some(created_at),
-        legs,
-    })))
-}
-
 /// The next entry of `account`: `amount_minor` (signed) applied to its head.
-fn post(account: &WalletState, amount_minor: i64, at: Timestamp) -> Result<PostedLeg> {
+pub(super) fn post(account: &WalletState, amount_minor: i64, at: Timestamp) -> Result<PostedLeg> {
     let head = account.head;
     let balance_minor = head
         .balance_minor

@@ -3,6 +3,7 @@
 use std::collections::HashSet;
 
 pub use super::identity_cases::*;
+pub use super::payment_cases::*;
 
 use serde_json::json;
 
@@ -1272,8 +1273,8 @@ pub async fn verify_requires_admin_and_passes<T: Store + Clone>(store: T) {
     assert_code(f.ledger.verify(&alice).await, "forbidden");
     let report = f.ledger.verify(&f.admin).await.unwrap();
     assert!(report.is_ok(), "{report:?}");
-    // Two currencies, each with one external account: 3 wallets + 2 system accounts.
-    assert_eq!(report.accounts, 5);
+    // Two currencies, each with its three system accounts: 3 wallets + 6 system accounts.
+    assert_eq!(report.accounts, 9);
     assert_eq!(report.transactions, 5);
     assert_eq!(report.entries, 10);
     let usd = crate::currency::Currency::iso("USD").unwrap().code();

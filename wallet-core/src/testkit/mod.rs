@@ -18,6 +18,7 @@
 pub mod cases;
 pub mod identity_cases;
 pub mod model;
+pub mod payment_cases;
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
@@ -33,6 +34,16 @@ use crate::time::{ManualClock, Timestamp};
 use crate::users::{AuthConfig, RegisterRequest};
 use crate::wallet::{Wallet, WalletKind};
 use rust_decimal::Decimal;
+
+/// Default limits too high to matter: for tests about something else.
+pub fn unlimited() -> crate::limits::DefaultLimits {
+    let big = Decimal::from(1_000_000_000_000i64);
+    crate::limits::DefaultLimits {
+        per_transaction: big,
+        daily: big,
+        monthly: big,
+    }
+}
 
 /// A decimal from text: `d("12.34")`.
 pub fn d(text: &str) -> Decimal {
@@ -151,6 +162,11 @@ impl<S: Store + Clone> Fixture<S> {
             .await
             .unwrap();
         Actor::user(user.id)
+    }
+
+    /// The fixture clock's time now.
+    pub fn clock_now(&self) -> Timestamp {
+        crate::time::Clock::now(&self.clock)
     }
 
     /// A new idempotency key.
@@ -286,6 +302,19 @@ macro_rules! conformance_suite {
             unknown_users_cost_a_hash,
             other_peoples_payment_methods_are_invisible,
             staff_are_managed_by_superusers_only,
+            pending_top_ups_follow_the_gateway,
+            holds_reserve_then_capture_void_or_expire,
+            refunds_reverse_exactly_the_original,
+            fees_are_collected_in_the_same_transaction,
+            merchants_are_paid_once_per_order,
+            exchange_keeps_every_currency_balanced,
+            batches_apply_all_or_nothing,
+            limits_follow_the_local_calendar,
+            payment_links_are_paid_once,
+            notifications_and_events_record_every_change,
+            statements_search_and_analytics,
+            races_between_refunds_and_settlements,
+            reference_defects_cannot_happen,
         );
     };
     (@cases $make:expr; $($case:ident),+ $(,)?) => {

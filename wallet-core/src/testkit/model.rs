@@ -340,7 +340,11 @@ async fn check<S: Store + Clone>(f: &Fixture<S>, m: &Model) {
 
 /// Runs one sequence on a fresh store.
 pub async fn run_sequence<S: Store + Clone>(store: S, steps: &[Step]) {
-    let f = Fixture::new(store).await;
+    // Limits are their own cases; here they would only cut sequences short.
+    let config = crate::config::Config::default()
+        .with_default_limits(super::unlimited())
+        .unwrap();
+    let f = Fixture::with_config(store, config).await;
     let mut m = Model::default();
     for _ in 0..OWNERS {
         m.owners.push(f.user().await);

@@ -11,11 +11,14 @@ use wallet_sqlite::SqliteStore;
 /// A ledger over `store` with cheap password hashing, where unverified users may move money
 /// (these tests are about storage, not KYC).
 pub(crate) async fn ledger(store: SqliteStore) -> Ledger<SqliteStore> {
-    let config = Config::default().with_kyc_policy(KycPolicy {
-        top_up: true,
-        send: true,
-        withdraw: true,
-    });
+    let config = Config::default()
+        .with_kyc_policy(KycPolicy {
+            top_up: true,
+            send: true,
+            withdraw: true,
+        })
+        .with_default_limits(wallet_core::testkit::unlimited())
+        .unwrap();
     Ledger::new(store, config)
         .await
         .unwrap()

@@ -1,0 +1,738 @@
+//! SQL for the money side beyond plain postings: pending transactions and holds, refunds,
+//! limits, merchants, payment links, notifications and the event feed.
+
+use rusqlite::{Connection, OptionalExtension, params};
+use wallet_core::command::{Fingerprint, MarkRead, TxnLookup};
+use wallet_core::decide::{
+    LinkRecord, MerchantRecord, NewPending, PendingRecord, StoredTxn, TxnUpdate,
+};
+use wallet_core::ids::{MerchantId, NotificationId, TransactionId, UserId, WalletId};
+use wallet_core::limits::Limits;
+use wallet_core::links::{LINK_CODE_BYTES, LinkCode, LinkStatus};
+use wallet_core::notify::{
+    Event, NewEvent, NewNotification, Notification, NotificationType, Priority,
+};
+use wallet_core::text::{Description, ExternalRef, IdempotencyKey};
+use wallet_core::transaction::{TransactionKind, TransactionStatus};
+use wallet_core::wallet::WalletRecord;
+use wallet_core::{Error, Result, Timestamp};
+
+use crate::error::map_sqlite;
+use crate::queries::{self, corrupt};
+
+pub(crate) mod sql {
+    pub(crate) const STORED_TXN: &str =
+        "SELECT t.kind, t.status, t.amount, t.refunded, t.currency, c.exponent, t.initiated_by,
+                t.description, t.created_at
+         FROM transactions t JOIN currencies c ON c.code = t.currency WHERE t.id = ?1";
+    pub(crate) const TXN_LEGS: &str =
+        "SELECT wallet_id, amount FROM entries WHERE txn_id = ?1 ORDER BY amount, wallet_id";
+    macro_rules! pending_select {
+        () => {
+            "SELECT txn_id, wallet_id, counter_id, amount, held, gateway_ref, expires_at, open
+             FROM pending"
+        };
+    }
+    pub(crate) const PENDING_BY_TXN: &str = concat!(pending_select!(), " WHERE txn_id = ?1");
+    pub(crate) const PENDING_BY_GATEWAY: &str =
+        concat!(pending_select!(), " WHERE gateway_ref = ?1");
+    pub(crate) const EXPIRED_OF_WALLET: &str = concat!(
+        pending_select!(),
+        " WHERE wallet_id = ?1 AND open = 1 AND expires_at <= ?2 ORDER BY expires_at LIMIT ?3"
+    );
+    pub(crate) const DUE: &str = concat!(
+        pending_select!(),
+        " WHERE open = 1 AND expires_at <= ?1 ORDER BY expires_at LIMIT ?2"
+    );
+    pub(crate) const LIMITS: &str =
+        "SELECT per_transaction, daily, monthly FROM wallet_limits WHERE wallet_id = ?1";
+    pub(crate) const MERCHANT: &str =
+        "SELECT id, wallet_id, name, created_at FROM merchants WHERE id = ?1";
+    pub(crate) const MERCHANT_OF_WALLET: &str =
+        "SELECT id, wallet_id, name, created_at FROM merchants WHERE wallet_id = ?1";
+    pub(crate) const ORDER: &str =
+        "SELECT txn_id FROM merchant_orders WHERE merchant_id = ?1 AND order_id = ?2";
+    pub(crate) const RELEASE_ORDER: &str = "DELETE FROM merchant_orders WHERE txn_id = ?1";
+    macro_rules! link_select {
+        () => {
+            "SELECT l.id, l.code, l.wallet_id, l.amount, w.currency, c.exponent, l.description,
+                    l.status, l.expires_at, l.paid_txn, l.created_by, l.idempotency_key,
+                    l.fingerprint, l.created_at
+             FROM payment_links l JOIN wallets w ON w.id = l.wallet_id
+             JOIN currencies c ON c.code = w.currency"
+        };
+    }
+    pub(crate) const LINK_BY_CODE: &str = concat!(link_select!(), " WHERE l.code = ?1");
+    pub(crate) const LINK_BY_KEY: &str = concat!(
+        link_select!(),
+        " WHERE l.created_by = ?1 AND l.idempotency_key = ?2"
+    );
+    pub(crate) const LINKS_OF_WALLET: &str = concat!(
+        link_select!(),
+        " WHERE l.wallet_id = ?1 AND l.id < ?2 ORDER BY l.id DESC LIMIT ?3"
+    );
+    pub(crate) const NOTIFICATIONS: &str =
+        "SELECT id, user_id, kind, priority, title, message, read, created_at FROM notifications
+         WHERE user_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3";
+    pub(crate) const UNREAD_NOTIFICATIONS: &str =
+        "SELECT id, user_id, kind, priority, title, message, read, created_at FROM notifications
+         WHERE user_id = ?1 AND read = 0 AND id < ?2 ORDER BY id DESC LIMIT ?3";
+    pub(crate) const UNREAD_COUNT: &str =
+        "SELECT count(*) FROM notifications WHERE user_id = ?1 AND read = 0";
+    pub(crate) const MARK_ONE: &str =
+        "UPDATE notifications SET read = 1 WHERE id = ?1 AND user_id = ?2 AND read = 0";
+    pub(crate) const MARK_ALL: &str =
+        "UPDATE notifications SET read = 1 WHERE user_id = ?1 AND read = 0";
+    pub(crate) const EVENTS: &str =
+        "SELECT id, at, kind, subject, payload FROM events WHERE id > ?1 ORDER BY id LIMIT ?2";
+
+    #[cfg(test)]
+    pub(crate) const INDEXED: &[&str] = &[
+        STORED_TXN,
+        TXN_LEGS,
+        PENDING_BY_TXN,
+        PENDING_BY_GATEWAY,
+        EXPIRED_OF_WALLET,
+        DUE,
+        LIMITS,
+        MERCHANT,
+        MERCHANT_OF_WALLET,
+        ORDER,
+        RELEASE_ORDER,
+        LINK_BY_CODE,
+        LINK_BY_KEY,
+        LINKS_OF_WALLET,
+        NOTIFICATIONS,
+        UNREAD_NOTIFICATIONS,
+        UNREAD_COUNT,
+        MARK_ONE,
+        MARK_ALL,
+        EVENTS,
+    ];
+}
+
+fn wallet_id(raw: i64) -> Result<WalletId> {
+    WalletId::new(raw).map_err(corrupt("wallet id"))
+}
+
+fn txn_id(raw: i64) -> Result<TransactionId> {
+    TransactionId::new(raw).map_err(corrupt("transaction id"))
+}
+
+fn fingerprint(raw: &[u8]) -> Result<Fingerprint> {
+    <[u8; 16]>::try_from(raw)
+        .map(Fingerprint)
+        .map_err(|_| Error::corrupt("fingerprint"))
+}
+
+type PendingCols = (i64, i64, Option<i64>, i64, i64, Option<String>, i64, i64);
+
+fn pending_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PendingCols> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+    ))
+}
+
+fn decode_pending(c: PendingCols) -> Result<PendingRecord> {
+    let (txn, wallet, counter, amount, held, gateway, expires, open) = c;
+    Ok(PendingRecord {
+        transaction: txn_id(txn)?,
+        wallet: wallet_id(wallet)?,
+        counter: counter.map(wallet_id).transpose()?,
+        amount_minor: amount,
+        held_minor: held,
+        gateway_ref: gateway
+            .map(|g| ExternalRef::new(g).map_err(corrupt("gateway reference")))
+            .transpose()?,
+        expires_at: Timestamp::from_micros(expires),
+        open: open == 1,
+    })
+}
+
+fn pendings(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<PendingRecord>> {
+    let mut stmt = conn.prepare_cached(sql).map_err(map_sqlite)?;
+    let rows = stmt.query_map(params, pending_row).map_err(map_sqlite)?;
+    rows.map(|r| decode_pending(r.map_err(map_sqlite)?))
+        .collect()
+}
+
+/// The pending record of a transaction.
+pub(crate) fn pending_of(conn: &Connection, txn: TransactionId) -> Result<Option<PendingRecord>> {
+    Ok(pendings(conn, sql::PENDING_BY_TXN, [txn.get()])?
+        .into_iter()
+        .next())
+}
+
+/// A transaction as decisions see it, by id or by gateway reference.
+pub(crate) fn stored_txn(conn: &Connection, lookup: &TxnLookup) -> Result<Option<StoredTxn>> {
+    let (id, pending) = match lookup {
+        TxnLookup::Id(id) => (*id, pending_of(conn, *id)?),
+        TxnLookup::Gateway(reference) => {
+            match pendings(conn, sql::PENDING_BY_GATEWAY, [reference.as_str()])?
+                .into_iter()
+                .next()
+            {
+                Some(p) => (p.transaction, Some(p)),
+                None => return Ok(None),
+            }
+        }
+    };
+    type Cols = (i64, i64, i64, i64, String, i64, i64, Option<String>, i64);
+    let mut stmt = conn.prepare_cached(sql::STORED_TXN).map_err(map_sqlite)?;
+    let row: Option<Cols> = stmt
+        .query_row([id.get()], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+                r.get(7)?,
+                r.get(8)?,
+            ))
+        })
+        .optional()
+        .map_err(map_sqlite)?;
+    let Some((kind, status, amount, refunded, code, exponent, by, description, created)) = row
+    else {
+        return Ok(None);
+    };
+    let mut legs_stmt = conn.prepare_cached(sql::TXN_LEGS).map_err(map_sqlite)?;
+    let legs = legs_stmt
+        .query_map([id.get()], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+        })
+        .map_err(map_sqlite)?
+        .map(|r| {
+            let (w, a) = r.map_err(map_sqlite)?;
+            Ok((wallet_id(w)?, a))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Some(StoredTxn {
+        id,
+        kind: TransactionKind::from_db(kind)?,
+        status: TransactionStatus::from_db(status)?,
+        amount_minor: amount,
+        refunded_minor: refunded,
+        currency: queries::currency(&code, exponent)?,
+        initiated_by: UserId::new(by).map_err(corrupt("initiator"))?,
+        description: description
+            .map(|d| Description::new(d).map_err(corrupt("description")))
+            .transpose()?,
+        created_at: Timestamp::from_micros(created),
+        legs,
+        pending,
+    }))
+}
+
+/// Open holds of `wallet` lapsed at `now` (at most `limit`).
+pub(crate) fn expired_of(
+    conn: &Connection,
+    wallet: WalletId,
+    now: Timestamp,
+    limit: u32,
+) -> Result<Vec<PendingRecord>> {
+    pendings(
+        conn,
+        sql::EXPIRED_OF_WALLET,
+        params![wallet.get(), now.as_micros(), i64::from(limit)],
+    )
+}
+
+/// Open holds and pending top-ups lapsed at `now` (at most `limit`).
+pub(crate) fn due(conn: &Connection, now: Timestamp, limit: u32) -> Result<Vec<PendingRecord>> {
+    pendings(conn, sql::DUE, params![now.as_micros(), i64::from(limit)])
+}
+
+/// Inserts the pending record of transaction `txn`.
+pub(crate) fn insert_pending(conn: &Connection, txn: TransactionId, p: &NewPending) -> Result<()> {
+    let mut stmt = conn
+        .prepare_cached(
+            "INSERT INTO pending (txn_id, wallet_id, counter_id, amount, held, gateway_ref,
+                                  expires_at, open) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1)",
+        )
+        .map_err(map_sqlite)?;
+    stmt.execute(params![
+        txn.get(),
+        p.wallet.get(),
+        p.counter.map(WalletId::get),
+        p.amount_minor,
+        p.held_minor,
+        p.gateway_ref.as_ref().map(ExternalRef::as_str),
+        p.expires_at.as_micros(),
+    ])
+    .map_err(|e| match map_sqlite(e) {
+        Error::Internal { detail } if detail.contains("gateway_ref") => {
+            Error::GatewayReferenceExists
+        }
+        other => other,
+    })?;
+    Ok(())
+}
+
+fn changed_one(n: usize, what: &str) -> Result<()> {
+    if n == 1 {
+        Ok(())
+    } else {
+        Err(Error::corrupt(format!("{what} vanished")))
+    }
+}
+
+/// Applies changes to an existing transaction (its entries included).
+pub(crate) fn update_txn(conn: &Connection, u: &TxnUpdate) -> Result<()> {
+    let mut stmt = conn
+        .prepare_cached(
+            "UPDATE transactions SET status = ?2, amount = ?3, refunded = ?4,
+                 completed_at = coalesce(?5, completed_at) WHERE id = ?1",
+        )
+        .map_err(map_sqlite)?;
+    let n = stmt
+        .execute(params![
+            u.id.get(),
+            u.status.to_db(),
+            u.amount_minor,
+            u.refunded_minor,
+            u.completed_at.map(Timestamp::as_micros)
+        ])
+        .map_err(map_sqlite)?;
+    changed_one(n, "transaction")?;
+    queries::insert_entries(conn, u.id, &u.legs)?;
+    if u.close_pending {
+        let mut stmt = conn
+            .prepare_cached("UPDATE pending SET held = 0, open = 0 WHERE txn_id = ?1")
+            .map_err(map_sqlite)?;
+        changed_one(
+            stmt.execute([u.id.get()]).map_err(map_sqlite)?,
+            "pending record",
+        )?;
+    }
+    if u.release_order {
+        conn.prepare_cached(sql::RELEASE_ORDER)
+            .and_then(|mut s| s.execute([u.id.get()]))
+            .map_err(map_sqlite)?;
+    }
+    Ok(())
+}
+
+/// Records that refund `txn` reverses `original`.
+pub(crate) fn set_original(
+    conn: &Connection,
+    txn: TransactionId,
+    original: TransactionId,
+) -> Result<()> {
+    let n = conn
+        .prepare_cached("UPDATE transactions SET original_id = ?2 WHERE id = ?1")
+        .and_then(|mut s| s.execute(params![txn.get(), original.get()]))
+        .map_err(map_sqlite)?;
+    changed_one(n, "transaction")
+}
+
+/// Stores what a wallet holds.
+pub(crate) fn update_held(conn: &Connection, w: &WalletRecord) -> Result<()> {
+    let n = conn
+        .prepare_cached("UPDATE wallets SET held = ?2, updated_at = ?3 WHERE id = ?1")
+        .and_then(|mut s| s.execute(params![w.id.get(), w.held_minor, w.updated_at.as_micros()]))
+        .map_err(map_sqlite)?;
+    changed_one(n, "wallet")
+}
+
+/// A wallet's stored limits.
+pub(crate) fn limits(conn: &Connection, wallet: WalletId) -> Result<Option<Limits>> {
+    let mut stmt = conn.prepare_cached(sql::LIMITS).map_err(map_sqlite)?;
+    stmt.query_row([wallet.get()], |r| {
+        Ok(Limits {
+            per_transaction: r.get(0)?,
+            daily: r.get(1)?,
+            monthly: r.get(2)?,
+        })
+    })
+    .optional()
+    .map_err(map_sqlite)
+}
+
+/// Stores a wallet's limits (`None`: the defaults).
+pub(crate) fn set_limits(conn: &Connection, wallet: WalletId, l: Option<&Limits>) -> Result<()> {
+    match l {
+        None => conn
+            .prepare_cached("DELETE FROM wallet_limits WHERE wallet_id = ?1")
+            .and_then(|mut s| s.execute([wallet.get()])),
+        Some(l) => conn
+            .prepare_cached(
+                "INSERT INTO wallet_limits (wallet_id, per_transaction, daily, monthly)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (wallet_id) DO UPDATE SET per_transaction = excluded.per_transaction,
+                     daily = excluded.daily, monthly = excluded.monthly",
+            )
+            .and_then(|mut s| {
+                s.execute(params![wallet.get(), l.per_transaction, l.daily, l.monthly])
+            }),
+    }
+    .map_err(map_sqlite)?;
+    Ok(())
+}
+
+fn merchant_by(conn: &Connection, sql: &str, key: i64) -> Result<Option<MerchantRecord>> {
+    let mut stmt = conn.prepare_cached(sql).map_err(map_sqlite)?;
+    let row: Option<(i64, i64, String, i64)> = stmt
+        .query_row([key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .optional()
+        .map_err(map_sqlite)?;
+    row.map(|(id, wallet, name, at)| {
+        Ok(MerchantRecord {
+            id: MerchantId::new(id).map_err(corrupt("merchant id"))?,
+            wallet: wallet_id(wallet)?,
+            name: Description::new(name).map_err(corrupt("merchant name"))?,
+            created_at: Timestamp::from_micros(at),
+        })
+    })
+    .transpose()
+}
+
+/// A merchant by id.
+pub(crate) fn merchant(conn: &Connection, id: MerchantId) -> Result<Option<MerchantRecord>> {
+    merchant_by(conn, sql::MERCHANT, id.get())
+}
+
+/// The merchant registered on a wallet.
+pub(crate) fn merchant_of(conn: &Connection, wallet: WalletId) -> Result<Option<MerchantRecord>> {
+    merchant_by(conn, sql::MERCHANT_OF_WALLET, wallet.get())
+}
+
+/// Inserts a merchant; returns it with its id.
+pub(crate) fn insert_merchant(conn: &Connection, m: &MerchantRecord) -> Result<MerchantRecord> {
+    conn.prepare_cached("INSERT INTO merchants (wallet_id, name, created_at) VALUES (?1, ?2, ?3)")
+        .and_then(|mut s| {
+            s.execute(params![
+                m.wallet.get(),
+                m.name.as_str(),
+                m.created_at.as_micros()
+            ])
+        })
+        .map_err(map_sqlite)?;
+    Ok(MerchantRecord {
+        id: MerchantId::new(conn.last_insert_rowid()).map_err(corrupt("merchant id"))?,
+        ..m.clone()
+    })
+}
+
+/// The payment that paid a merchant's order, if any.
+pub(crate) fn order_paid(
+    conn: &Connection,
+    merchant: MerchantId,
+    order: &ExternalRef,
+) -> Result<Option<TransactionId>> {
+    let mut stmt = conn.prepare_cached(sql::ORDER).map_err(map_sqlite)?;
+    let id: Option<i64> = stmt
+        .query_row(params![merchant.get(), order.as_str()], |r| r.get(0))
+        .optional()
+        .map_err(map_sqlite)?;
+    id.map(txn_id).transpose()
+}
+
+/// Records that `txn` pays a merchant's order.
+pub(crate) fn insert_order(
+    conn: &Connection,
+    merchant: MerchantId,
+    order: &ExternalRef,
+    txn: TransactionId,
+) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO merchant_orders (merchant_id, order_id, txn_id) VALUES (?1, ?2, ?3)",
+    )
+    .and_then(|mut s| s.execute(params![merchant.get(), order.as_str(), txn.get()]))
+    .map_err(map_sqlite)?;
+    Ok(())
+}
+
+type LinkCols = (
+    i64,
+    Vec<u8>,
+    i64,
+    i64,
+    String,
+    i64,
+    Option<String>,
+    i64,
+    i64,
+    Option<i64>,
+    i64,
+    String,
+    Vec<u8>,
+    i64,
+);
+
+fn link_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LinkCols> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+        r.get(8)?,
+        r.get(9)?,
+        r.get(10)?,
+        r.get(11)?,
+        r.get(12)?,
+        r.get(13)?,
+    ))
+}
+
+fn decode_link(c: LinkCols) -> Result<LinkRecord> {
+    let (id, code, wallet, amount, cur, exp, description, status, expires, paid, by, key, fp, at) =
+        c;
+    let code = <[u8; LINK_CODE_BYTES]>::try_from(code.as_slice())
+        .map_err(|_| Error::corrupt("link code"))?;
+    Ok(LinkRecord {
+        id,
+        code: LinkCode::from_bytes(code),
+        wallet: wallet_id(wallet)?,
+        amount_minor: amount,
+        currency: queries::currency(&cur, exp)?,
+        description: description
+            .map(|d| Description::new(d).map_err(corrupt("description")))
+            .transpose()?,
+        status: LinkStatus::from_db(status)?,
+        expires_at: Timestamp::from_micros(expires),
+        paid_by: paid.map(txn_id).transpose()?,
+        created_by: UserId::new(by).map_err(corrupt("link creator"))?,
+        idempotency_key: IdempotencyKey::new(key).map_err(corrupt("idempotency key"))?,
+        fingerprint: fingerprint(&fp)?,
+        created_at: Timestamp::from_micros(at),
+    })
+}
+
+fn links(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<Vec<LinkRecord>> {
+    let mut stmt = conn.prepare_cached(sql).map_err(map_sqlite)?;
+    let rows = stmt.query_map(params, link_row).map_err(map_sqlite)?;
+    rows.map(|r| decode_link(r.map_err(map_sqlite)?)).collect()
+}
+
+/// A payment link by code.
+pub(crate) fn link(conn: &Connection, code: &LinkCode) -> Result<Option<LinkRecord>> {
+    Ok(links(conn, sql::LINK_BY_CODE, [&code.bytes()[..]])?
+        .into_iter()
+        .next())
+}
+
+/// The link `user` created with `key`.
+pub(crate) fn link_by_key(
+    conn: &Connection,
+    user: UserId,
+    key: &IdempotencyKey,
+) -> Result<Option<LinkRecord>> {
+    Ok(
+        links(conn, sql::LINK_BY_KEY, params![user.get(), key.as_str()])?
+            .into_iter()
+            .next(),
+    )
+}
+
+/// Links of a wallet, newest first, older than id `before`.
+pub(crate) fn links_of(
+    conn: &Connection,
+    wallet: WalletId,
+    before: i64,
+    limit: u32,
+) -> Result<Vec<LinkRecord>> {
+    links(
+        conn,
+        sql::LINKS_OF_WALLET,
+        params![wallet.get(), before, i64::from(limit)],
+    )
+}
+
+/// Inserts a link; returns it with its id.
+pub(crate) fn insert_link(conn: &Connection, l: &LinkRecord) -> Result<LinkRecord> {
+    conn.prepare_cached(
+        "INSERT INTO payment_links (code, wallet_id, amount, description, status, expires_at,
+             paid_txn, created_by, idempotency_key, fingerprint, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, ?7, ?8, ?9, ?10)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            &l.code.bytes()[..],
+            l.wallet.get(),
+            l.amount_minor,
+            l.description.as_ref().map(Description::as_str),
+            l.status.to_db(),
+            l.expires_at.as_micros(),
+            l.created_by.get(),
+            l.idempotency_key.as_str(),
+            &l.fingerprint.0[..],
+            l.created_at.as_micros(),
+        ])
+    })
+    .map_err(map_sqlite)?;
+    Ok(LinkRecord {
+        id: conn.last_insert_rowid(),
+        ..l.clone()
+    })
+}
+
+/// Stores a link's status and payment.
+pub(crate) fn update_link(
+    conn: &Connection,
+    id: i64,
+    status: LinkStatus,
+    paid: Option<TransactionId>,
+) -> Result<()> {
+    let n = conn
+        .prepare_cached(
+            "UPDATE payment_links SET status = ?2, paid_txn = coalesce(?3, paid_txn) WHERE id = ?1",
+        )
+        .and_then(|mut s| s.execute(params![id, status.to_db(), paid.map(TransactionId::get)]))
+        .map_err(map_sqlite)?;
+    changed_one(n, "payment link")
+}
+
+/// Appends notifications and events.
+pub(crate) fn insert_trail(
+    conn: &Connection,
+    at: Timestamp,
+    notifications: &[NewNotification],
+    events: &[NewEvent],
+) -> Result<()> {
+    if !notifications.is_empty() {
+        let mut stmt = conn
+            .prepare_cached(
+                "INSERT INTO notifications (user_id, kind, priority, title, message, read, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6)",
+            )
+            .map_err(map_sqlite)?;
+        for n in notifications {
+            stmt.execute(params![
+                n.user.get(),
+                n.kind.to_db(),
+                n.priority.to_db(),
+                n.title,
+                n.message,
+                at.as_micros()
+            ])
+            .map_err(map_sqlite)?;
+        }
+    }
+    if !events.is_empty() {
+        let mut stmt = conn
+            .prepare_cached(
+                "INSERT INTO events (at, kind, subject, payload) VALUES (?1, ?2, ?3, ?4)",
+            )
+            .map_err(map_sqlite)?;
+        for e in events {
+            stmt.execute(params![
+                at.as_micros(),
+                e.kind,
+                e.subject,
+                e.payload.to_string()
+            ])
+            .map_err(map_sqlite)?;
+        }
+    }
+    Ok(())
+}
+
+/// A user's notifications, newest first, older than id `before`.
+pub(crate) fn notifications(
+    conn: &Connection,
+    user: UserId,
+    unread_only: bool,
+    before: i64,
+    limit: u32,
+) -> Result<Vec<Notification>> {
+    let sql = if unread_only {
+        sql::UNREAD_NOTIFICATIONS
+    } else {
+        sql::NOTIFICATIONS
+    };
+    let mut stmt = conn.prepare_cached(sql).map_err(map_sqlite)?;
+    let rows = stmt
+        .query_map(params![user.get(), before, i64::from(limit)], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, String>(5)?,
+                r.get::<_, i64>(6)?,
+                r.get::<_, i64>(7)?,
+            ))
+        })
+        .map_err(map_sqlite)?;
+    rows.map(|r| {
+        let (id, user, kind, priority, title, message, read, at) = r.map_err(map_sqlite)?;
+        Ok(Notification {
+            id: NotificationId::new(id).map_err(corrupt("notification id"))?,
+            user: UserId::new(user).map_err(corrupt("user id"))?,
+            kind: NotificationType::from_db(kind)?,
+            priority: Priority::from_db(priority)?,
+            title,
+            message,
+            read: read == 1,
+            created_at: Timestamp::from_micros(at),
+        })
+    })
+    .collect()
+}
+
+/// How many unread notifications a user has.
+pub(crate) fn unread_count(conn: &Connection, user: UserId) -> Result<u64> {
+    let n: i64 = conn
+        .prepare_cached(sql::UNREAD_COUNT)
+        .and_then(|mut s| s.query_row([user.get()], |r| r.get(0)))
+        .map_err(map_sqlite)?;
+    u64::try_from(n).map_err(|_| Error::corrupt("notification count"))
+}
+
+/// Marks notifications read; returns how many changed.
+pub(crate) fn mark_read(conn: &Connection, m: &MarkRead) -> Result<u64> {
+    let n = match &m.ids {
+        None => conn
+            .prepare_cached(sql::MARK_ALL)
+            .and_then(|mut s| s.execute([m.user.get()]))
+            .map_err(map_sqlite)?,
+        Some(ids) => {
+            let mut stmt = conn.prepare_cached(sql::MARK_ONE).map_err(map_sqlite)?;
+            let mut n = 0;
+            for id in ids {
+                n += stmt
+                    .execute(params![id.get(), m.user.get()])
+                    .map_err(map_sqlite)?;
+            }
+            n
+        }
+    };
+    Ok(u64::try_from(n).unwrap_or(u64::MAX))
+}
+
+/// Events after `after`, oldest first.
+pub(crate) fn events(conn: &Connection, after: i64, limit: u32) -> Result<Vec<Event>> {
+    let mut stmt = conn.prepare_cached(sql::EVENTS).map_err(map_sqlite)?;
+    let rows = stmt
+        .query_map(params![after, i64::from(limit)], |r| {
+            Ok(Event {
+                id: r.get(0)?,
+                at: Timestamp::from_micros(r.get(1)?),
+                kind: r.get(2)?,
+                subject: r.get(3)?,
+                payload: r.get(4)?,
+            })
+        })
+        .map_err(map_sqlite)?;
+    rows.map(|r| r.map_err(map_sqlite)).collect()
+}
