@@ -314,9 +314,16 @@ pub fn trail(cmd: &Command, outcome: &Outcome) -> Trail {
                 format!("A payment method of yours is {}.", m.status.as_str().to_ascii_lowercase()),
             ));
         }
+        // A login's target may be whatever was typed as a name (even a mistyped password):
+        // only a user id leaves the library.
         (Op::Audit(a), _) => trail.events.push(NewEvent {
             kind: format!("security.{}", a.note.action.as_str().to_ascii_lowercase()),
-            subject: a.note.target.clone().unwrap_or_default(),
+            subject: a
+                .note
+                .target
+                .clone()
+                .filter(|t| t.starts_with("user:"))
+                .unwrap_or_default(),
             payload: json!({ "outcome": a.outcome }),
         }),
         (_, Outcome::Merchant(m)) => trail.events.push(NewEvent {

@@ -614,9 +614,8 @@ pub(super) fn settle(cmd: &Command, s: &Settle, state: &State) -> Result<Decisio
         // Repeating a capture or a cancellation that already happened returns it again.
         let repeat = match capture {
             Some(c) => {
-                p.gateway_ref.is_none()
-                    && txn.status == TransactionStatus::Completed
-                    && c == txn.amount_minor
+                // A captured hold stays a repeat after refunds changed its status.
+                p.gateway_ref.is_none() && txn.status.is_posted() && c == txn.amount_minor
             }
             None => txn.status == TransactionStatus::Cancelled,
         };
