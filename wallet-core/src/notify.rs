@@ -145,32 +145,25 @@ fn status_word(status: TransactionStatus) -> String {
 }
 
 fn transaction_trail(cmd: &Command, t: &Transaction, trail: &mut Trail) {
-    let subject = format!("transaction:{}", t.reference);
-    let legs: Vec<_> = t
-        .legs
-        .iter()
-        .map(|l| {
-            json!({
-                "wallet": l.wallet_number.to_string(),
-                "system": l.system.map(|s| s.as_str()),
-                "amount": l.amount.amount().to_string(),
-                "currency": l.amount.currency().code().as_str(),
-            })
-        })
-        .collect();
+    // The event says what happened; the transaction itself (legs, balances) is one read away
+    // by its reference, so the feed stays small on every transfer.
+    let mut payload = json!({
+        "kind": t.kind.as_str(),
+        "amount": t.amount.amount().to_string(),
+        "currency": t.amount.currency().code().as_str(),
+    });
+    if let Some(object) = payload.as_object_mut() {
+        if !t.refunded.is_zero() {
+            object.insert("refunded".into(), json!(t.refunded.amount().to_string()));
+        }
+        if let Some(original) = t.original {
+            object.insert("original".into(), json!(original.to_string()));
+        }
+    }
     trail.events.push(NewEvent {
         kind: format!("transaction.{}", status_word(t.status)),
-        subject,
-        payload: json!({
-            "reference": t.reference.to_string(),
-            "kind": t.kind.as_str(),
-            "status": t.status.as_str(),
-            "amount": t.amount.amount().to_string(),
-            "currency": t.amount.currency().code().as_str(),
-            "refunded": t.refunded.amount().to_string(),
-            "original": t.original.map(|o| o.to_string()),
-            "legs": legs,
-        }),
+        subject: format!("transaction:{}", t.reference),
+        payload,
     });
     if !cmd.config.transaction_notifications() {
         return;
@@ -315,8 +308,27 @@ pub fn trail(cmd: &Command, outcome: &Outcome) -> Trail {
             ));
         }
         // A login's target may be whatever was typed as a name (even a mistyped password):
-        // only a user id leaves the library.
-        (Op::Audit(a), _) => trail.events.push(NewEvent {
+        // only a user id leaves the library. The owner of an account hears of a failed login.
+        (Op::Audit(a), _) => {
+            let user = a
+                .note
+                .target
+                .as_deref()
+                .and_then(|t| t.strip_prefix("user:"))
+                .and_then(|id| id.parse::<i64>().ok())
+                .and_then(|id| UserId::new(id).ok());
+            if let Some(user) = user
+                && a.outcome != crate::audit::OUTCOME_OK
+            {
+                trail.notifications.push(note(
+                    user,
+                    NotificationType::Security,
+                    Priority::High,
+                    "Failed sign-in",
+                    format!("A sign-in to your account failed ({}).", a.outcome),
+                ));
+            }
+            trail.events.push(NewEvent {
             kind: format!("security.{}", a.note.action.as_str().to_ascii_lowercase()),
             subject: a
                 .note
@@ -325,7 +337,8 @@ pub fn trail(cmd: &Command, outcome: &Outcome) -> Trail {
                 .filter(|t| t.starts_with("user:"))
                 .unwrap_or_default(),
             payload: json!({ "outcome": a.outcome }),
-        }),
+            });
+        }
         (_, Outcome::Merchant(m)) => trail.events.push(NewEvent {
             kind: "merchant.registered".into(),
             subject: format!("merchant:{}", m.id),

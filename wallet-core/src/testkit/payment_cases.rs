@@ -992,20 +992,48 @@ pub async fn notifications_and_events_record_every_change<T: Store + Clone>(stor
         .unwrap();
     assert_eq!(page.items[0].kind, NotificationType::Security);
     assert!(page.next.is_some());
-    // The feed holds both changes in order, after the cursor; only staff read it.
+    // So does a failed sign-in, for the account's owner.
+    let bob_user = f.ledger.user(&bob, bob.user).await.unwrap();
+    let name = bob_user.profile.unwrap().username.as_str().to_owned();
+    assert_code(
+        f.ledger
+            .login(&name, crate::auth::Password::new("not the password"))
+            .await,
+        "invalid_credentials",
+    );
+    let page = f
+        .ledger
+        .notifications(&bob, bob.user, true, None, 1)
+        .await
+        .unwrap();
+    assert_eq!(page.items[0].title, "Failed sign-in");
+    // The feed holds the changes in order, after the cursor; only staff read it.
     assert_code(f.ledger.events(&alice, 0, 10).await, "forbidden");
     let events = f.ledger.events(&f.admin, cursor, 1000).await.unwrap();
     let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
-    assert_eq!(kinds, ["transaction.completed", "user.sessions_revoked"]);
+    assert_eq!(
+        kinds,
+        [
+            "transaction.completed",
+            "user.sessions_revoked",
+            "security.login"
+        ]
+    );
+    assert_eq!(events[2].subject, format!("user:{}", bob.user));
     assert!(
         events[0]
-            .payload
+            .subject
             .contains(&t.transaction.reference.to_string())
+    );
+    assert!(
+        events[0].payload.contains("\"amount\":\"5.00\""),
+        "{}",
+        events[0].payload
     );
     assert!(events.windows(2).all(|w| w[0].id < w[1].id));
     assert!(
         f.ledger
-            .events(&f.admin, events[1].id, 10)
+            .events(&f.admin, events[2].id, 10)
             .await
             .unwrap()
             .is_empty()
