@@ -91,11 +91,23 @@ pub struct Config {
     time_zone: TimeZone,
     timeouts: Timeouts,
     default_limits: DefaultLimits,
+    exchange: ExchangeRates,
     /// Stored negated so the derived default (false) means "notifications on".
     quiet_transactions: bool,
 }
 
 const HOUR_MICROS: i64 = 3_600_000_000;
+
+/// Most currency pairs with a reference rate.
+pub const REFERENCE_RATES_MAX: usize = 4096;
+
+/// Reference exchange rates that bound what callers may ask for.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+struct ExchangeRates {
+    rates: BTreeMap<(CurrencyCode, CurrencyCode), Decimal>,
+    /// Largest relative deviation allowed, as a fraction (0.01 = 1%); `None`: 1%.
+    tolerance: Option<Decimal>,
+}
 
 /// How long pending things wait, in microseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -220,6 +232,64 @@ impl Config {
     /// The limits of wallets that have none of their own.
     pub fn default_limits(&self) -> &DefaultLimits {
         &self.default_limits
+    }
+
+    /// Sets the reference rate of `from` → `to` (units of `to` per unit of `from`). An
+    /// exchange is refused unless its pair has a reference rate and the caller's rate is within
+    /// the tolerance of it: a caller's rate alone must never be able to mint money.
+    pub fn with_reference_rate(mut self, from: &str, to: &str, rate: Decimal) -> Result<Self> {
+        let (from, to) = (self.currencies.get(from)?, self.currencies.get(to)?);
+        if rate <= Decimal::ZERO || from.code() == to.code() {
+            return Err(Error::InvalidConfig {
+                reason: "a reference rate is positive and between two currencies".into(),
+            });
+        }
+        if self.exchange.rates.len() >= REFERENCE_RATES_MAX {
+            return Err(Error::InvalidConfig {
+                reason: "too many reference rates".into(),
+            });
+        }
+        self.exchange.rates.insert((from.code(), to.code()), rate);
+        Ok(self)
+    }
+
+    /// Sets how far (a fraction: 0.01 is 1%, the default) a caller's rate may stray from the
+    /// reference rate.
+    pub fn with_rate_tolerance(mut self, tolerance: Decimal) -> Result<Self> {
+        if tolerance < Decimal::ZERO || tolerance > Decimal::ONE {
+            return Err(Error::InvalidConfig {
+                reason: "a rate tolerance is between 0 and 1".into(),
+            });
+        }
+        self.exchange.tolerance = Some(tolerance);
+        Ok(self)
+    }
+
+    /// Checks a caller's exchange rate against the reference rate of its pair.
+    pub fn check_rate(&self, from: CurrencyCode, to: CurrencyCode, rate: Decimal) -> Result<()> {
+        let reference = self
+            .exchange
+            .rates
+            .get(&(from, to))
+            .ok_or(Error::InvalidRate {
+                reason: "no reference rate is configured for this currency pair",
+            })?;
+        let tolerance = self.exchange.tolerance.unwrap_or(Decimal::new(1, 2));
+        let allowed = reference.checked_mul(tolerance).ok_or(Error::InvalidRate {
+            reason: "rate out of range",
+        })?;
+        let deviation =
+            rate.checked_sub(*reference)
+                .map(|d| d.abs())
+                .ok_or(Error::InvalidRate {
+                    reason: "rate out of range",
+                })?;
+        if deviation > allowed {
+            return Err(Error::InvalidRate {
+                reason: "the rate strays from the reference rate by more than the tolerance",
+            });
+        }
+        Ok(())
     }
 
     /// Sets how long holds last by default and at most, in microseconds.

@@ -346,7 +346,8 @@ pub fn trail(cmd: &Command, outcome: &Outcome) -> Trail {
         }),
         (_, Outcome::Link(l)) => trail.events.push(NewEvent {
             kind: format!("link.{}", l.status.as_str().to_ascii_lowercase()),
-            subject: format!("link:{}", l.code),
+            // The code lets anyone pay the link: it stays with its owner.
+            subject: format!("wallet:{}", l.wallet),
             payload: json!({ "amount": l.amount.amount().to_string(), "currency": l.amount.currency().code().as_str() }),
         }),
         _ => {}

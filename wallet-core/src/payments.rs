@@ -225,6 +225,10 @@ impl<S: Store> Ledger<S> {
 
     /// Starts a top-up that stays PENDING until the payment gateway's callback (see
     /// [`Ledger::gateway_callback`]) or its timeout.
+    ///
+    /// The gateway reference must come from the host's own exchange with its gateway, never
+    /// from the customer: the callback credits whichever wallet claimed the reference first.
+    /// Only staff (the gateway's account) complete, fail or cancel a pending top-up.
     pub async fn top_up_pending(
         &self,
         actor: &Actor,
@@ -289,7 +293,8 @@ impl<S: Store> Ledger<S> {
         .await
     }
 
-    /// Captures a hold: all of it (`None`) or part; the rest is released.
+    /// Captures a hold: all of it (`None`) or part; the rest is released. Either party may
+    /// capture (the payer, or the payee such as a merchant), and staff.
     pub async fn capture(
         &self,
         actor: &Actor,

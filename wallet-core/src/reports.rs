@@ -30,7 +30,8 @@ pub const SEARCH_CHARS_MAX: usize = 100;
 pub struct EntryRange {
     /// The balance before the first entry of the range (minor units).
     pub opening_minor: i64,
-    /// The entries, oldest first.
+    /// The entries, oldest first. Here a line's `created_at` is when it was posted (a hold
+    /// captured later is posted at its capture), the time that places it in the range.
     pub lines: Vec<HistoryLine>,
     /// True when the range held more than the store was asked for.
     pub truncated: bool,

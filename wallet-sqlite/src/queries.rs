@@ -141,10 +141,11 @@ mod sql {
         history_where!(),
         " ORDER BY e.seq DESC LIMIT ?6"
     );
-    /// A range of one wallet's entries, oldest first (statements, analytics).
+    /// A range of one wallet's entries, oldest first (statements, analytics), each timed by
+    /// its posting: the time that places it in the range.
     pub(super) const RANGE_ASC: &str =
         "SELECT e.seq, e.txn_id, e.amount, e.balance_after, t.kind, t.status, t.description,
-                t.created_at
+                coalesce(t.completed_at, t.created_at)
          FROM entries e JOIN transactions t ON t.id = e.txn_id
          WHERE e.wallet_id = ?1 AND e.seq >= ?2 AND e.seq < ?3 ORDER BY e.seq LIMIT ?4";
     /// A wallet's entries with a description, newest first, below a sequence number.

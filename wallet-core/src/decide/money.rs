@@ -398,6 +398,10 @@ pub(super) fn decide_move(cmd: &Command, m: &Move, state: &State) -> Result<Deci
                     reason: "both wallets hold the same currency",
                 });
             }
+            if let Flow::Exchange { rate, .. } = &m.flow {
+                cmd.config
+                    .check_rate(currency.code(), to.record.currency.code(), *rate)?;
+            }
             to.record.id
         }
     };
@@ -600,6 +604,15 @@ pub(super) fn settle(cmd: &Command, s: &Settle, state: &State) -> Result<Decisio
     .into_iter()
     .any(|w| owner_of(state, w) == Some(actor.user));
     authorize(&actor, Action::Settle { party })?;
+    // A pending top-up is the gateway's to resolve: an owner who cancelled it could lose a
+    // payment the gateway has already taken.
+    if txn
+        .pending
+        .as_ref()
+        .is_some_and(|p| p.gateway_ref.is_some())
+    {
+        authorize(&actor, Action::GatewayCallback)?;
+    }
     let (txn, p) = pending_of(state)?;
     let currency = txn.currency;
     let capture = match &s.action {

@@ -87,8 +87,9 @@ pub enum Step {
     },
 }
 
-/// Exchange rates the model uses, in both directions between its currencies.
-const RATES: [&str; 3] = ["0.5", "1.37", "150.25"];
+/// Exchange rates the model asks for: its reference rates (USD → JPY, JPY → USD) and one
+/// off by more than the 1% tolerance, which must be refused.
+const RATES: [&str; 3] = ["150.25", "0.0066", "1.37"];
 
 fn step() -> impl Strategy<Value = Step> {
     let amount = prop_oneof![1 => Just(0i64), 20 => 1i64..5_000, 2 => 5_000i64..200_000];
@@ -624,6 +625,7 @@ async fn exchange<S: Store + Clone>(
     };
     let (wa, wb) = (m.wallets[a].clone(), m.wallets[b].clone());
     let actor = m.owners[wa.owner];
+    let rate_index = rate;
     let rate = super::d(RATES[rate]);
     let got = f
         .ledger
@@ -654,6 +656,9 @@ async fn exchange<S: Store + Clone>(
     } else if wa.owner != wb.owner {
         Some("forbidden")
     } else if wa.currency == wb.currency {
+        Some("invalid_rate")
+    } else if RATES[usize::from(wa.currency == 1)] != RATES[rate_index] {
+        // Not the reference rate of this direction: off by far more than the tolerance.
         Some("invalid_rate")
     } else if let Some(e) = status_error(wa.status).or_else(|| status_error(wb.status)) {
         Some(e)
@@ -714,7 +719,11 @@ pub async fn run_sequence<S: Store + Clone>(store: S, steps: &[Step]) {
     let config = crate::config::Config::default()
         .with_default_limits(super::unlimited())
         .unwrap()
-        .with_fees(fees());
+        .with_fees(fees())
+        .with_reference_rate("USD", "JPY", super::d(RATES[0]))
+        .unwrap()
+        .with_reference_rate("JPY", "USD", super::d(RATES[1]))
+        .unwrap();
     let f = Fixture::with_config(store, config).await;
     let mut m = Model::default();
     for _ in 0..OWNERS {

@@ -135,7 +135,7 @@ pub async fn pending_top_ups_follow_the_gateway<T: Store + Clone>(store: T) {
     assert_eq!(t.status, TransactionStatus::Failed);
     assert_eq!(f.balance(&w).await, d("40"));
 
-    // The sweep fails the rest; the owner may cancel one of their own first.
+    // The sweep fails the rest; staff may cancel one first.
     let cancelled = f
         .ledger
         .top_up_pending(&alice, req(f.key()), "gw-4")
@@ -145,9 +145,16 @@ pub async fn pending_top_ups_follow_the_gateway<T: Store + Clone>(store: T) {
         .top_up_pending(&alice, req(f.key()), "gw-5")
         .await
         .unwrap();
+    // A pending top-up is the gateway's (staff's) to resolve, not its owner's.
+    assert_code(
+        f.ledger
+            .cancel(&alice, cancelled.transaction.reference)
+            .await,
+        "forbidden",
+    );
     let c = f
         .ledger
-        .cancel(&alice, cancelled.transaction.reference)
+        .cancel(&f.admin, cancelled.transaction.reference)
         .await
         .unwrap();
     assert_eq!(c.transaction.status, TransactionStatus::Cancelled);
@@ -629,12 +636,20 @@ pub async fn merchants_are_paid_once_per_order<T: Store + Clone>(store: T) {
 }
 
 pub async fn exchange_keeps_every_currency_balanced<T: Store + Clone>(store: T) {
-    let f = Fixture::new(store).await;
+    let config = Config::default()
+        .with_reference_rate("USD", "EUR", d("0.9"))
+        .unwrap()
+        .with_reference_rate("USD", "JPY", d("150"))
+        .unwrap()
+        .with_reference_rate("USD", "CHF", d("0.000001"))
+        .unwrap();
+    let f = Fixture::with_config(store, config).await;
     let alice = f.user().await;
     let bob = f.user().await;
     let usd = f.funded(&alice, "USD", "100").await;
     let eur = f.wallet(&alice, "EUR").await;
     let jpy = f.wallet(&alice, "JPY").await;
+    let chf = f.wallet(&alice, "CHF").await;
     let ex = |to: &Wallet, rate: &str, amount: &str, rounding, key: String| ExchangeRequest {
         from: usd.id.into(),
         to: to.id.into(),
@@ -672,8 +687,29 @@ pub async fn exchange_keeps_every_currency_balanced<T: Store + Clone>(store: T) 
         f.ledger
             .exchange(
                 &alice,
-                ex(&eur, "0.000001", "0.01", Rounding::Down, f.key()),
+                ex(&chf, "0.000001", "0.01", Rounding::Down, f.key()),
             )
+            .await,
+        "invalid_rate",
+    );
+    // A caller's rate cannot mint money: it must stay within 1% of the reference rate, and a
+    // pair without one cannot be exchanged at all.
+    assert_code(
+        f.ledger
+            .exchange(&alice, ex(&eur, "1000000", "1", Rounding::Down, f.key()))
+            .await,
+        "invalid_rate",
+    );
+    assert_code(
+        f.ledger
+            .exchange(&alice, ex(&eur, "0.9091", "1", Rounding::Down, f.key()))
+            .await,
+        "invalid_rate",
+    );
+    let gbp = f.wallet(&alice, "GBP").await;
+    assert_code(
+        f.ledger
+            .exchange(&alice, ex(&gbp, "0.8", "1", Rounding::Down, f.key()))
             .await,
         "invalid_rate",
     );
