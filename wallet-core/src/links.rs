@@ -26,6 +26,18 @@ code_enum!(
     }
 );
 
+impl LinkStatus {
+    /// The status of a link stored as `self` that expires at `expires_at`, seen at `now`: an
+    /// ACTIVE link past its expiry is EXPIRED.
+    pub fn at(self, expires_at: Timestamp, now: Timestamp) -> LinkStatus {
+        if self == LinkStatus::Active && now >= expires_at {
+            LinkStatus::Expired
+        } else {
+            self
+        }
+    }
+}
+
 /// Bytes of randomness in a link code: 128 bits, so codes cannot be guessed.
 pub const LINK_CODE_BYTES: usize = 16;
 
@@ -128,11 +140,7 @@ pub struct PaymentLink {
 impl PaymentLink {
     /// The status at `now`: an ACTIVE link past its expiry is EXPIRED.
     pub fn status_at(&self, now: Timestamp) -> LinkStatus {
-        if self.status == LinkStatus::Active && now >= self.expires_at {
-            LinkStatus::Expired
-        } else {
-            self.status
-        }
+        self.status.at(self.expires_at, now)
     }
 }
 

@@ -13,7 +13,6 @@ use wallet_core::notify::{
     Event, NewEvent, NewNotification, Notification, NotificationType, Priority,
 };
 use wallet_core::text::{Description, ExternalRef, IdempotencyKey};
-use wallet_core::transaction::{TransactionKind, TransactionStatus};
 use wallet_core::wallet::WalletRecord;
 use wallet_core::{Error, Result, Timestamp};
 
@@ -21,12 +20,6 @@ use crate::error::map_sqlite;
 use crate::queries::{self, corrupt};
 
 pub(crate) mod sql {
-    pub(crate) const STORED_TXN: &str =
-        "SELECT t.kind, t.status, t.amount, t.refunded, t.currency, c.exponent, t.initiated_by,
-                t.description, t.created_at
-         FROM transactions t JOIN currencies c ON c.code = t.currency WHERE t.id = ?1";
-    pub(crate) const TXN_LEGS: &str =
-        "SELECT wallet_id, amount FROM entries WHERE txn_id = ?1 ORDER BY amount, wallet_id";
     macro_rules! pending_select {
         () => {
             "SELECT txn_id, wallet_id, counter_id, amount, held, gateway_ref, expires_at, open
@@ -88,8 +81,6 @@ pub(crate) mod sql {
 
     #[cfg(test)]
     pub(crate) const INDEXED: &[&str] = &[
-        STORED_TXN,
-        TXN_LEGS,
         PENDING_BY_TXN,
         PENDING_BY_GATEWAY,
         EXPIRED_OF_WALLET,
@@ -176,64 +167,30 @@ pub(crate) fn pending_of(conn: &Connection, txn: TransactionId) -> Result<Option
 
 /// A transaction as decisions see it, by id or by gateway reference.
 pub(crate) fn stored_txn(conn: &Connection, lookup: &TxnLookup) -> Result<Option<StoredTxn>> {
-    let (id, pending) = match lookup {
-        TxnLookup::Id(id) => (*id, pending_of(conn, *id)?),
+    let id = match lookup {
+        TxnLookup::Id(id) => *id,
         TxnLookup::Gateway(reference) => {
-            match pendings(conn, sql::PENDING_BY_GATEWAY, [reference.as_str()])?
-                .into_iter()
-                .next()
-            {
-                Some(p) => (p.transaction, Some(p)),
+            match pendings(conn, sql::PENDING_BY_GATEWAY, [reference.as_str()])?.first() {
+                Some(p) => p.transaction,
                 None => return Ok(None),
             }
         }
     };
-    type Cols = (i64, i64, i64, i64, String, i64, i64, Option<String>, i64);
-    let mut stmt = conn.prepare_cached(sql::STORED_TXN).map_err(map_sqlite)?;
-    let row: Option<Cols> = stmt
-        .query_row([id.get()], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-                r.get(6)?,
-                r.get(7)?,
-                r.get(8)?,
-            ))
-        })
-        .optional()
-        .map_err(map_sqlite)?;
-    let Some((kind, status, amount, refunded, code, exponent, by, description, created)) = row
-    else {
+    let Some((t, pending)) = queries::transaction_and_pending(conn, id)? else {
         return Ok(None);
     };
-    let mut legs_stmt = conn.prepare_cached(sql::TXN_LEGS).map_err(map_sqlite)?;
-    let legs = legs_stmt
-        .query_map([id.get()], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
-        })
-        .map_err(map_sqlite)?
-        .map(|r| {
-            let (w, a) = r.map_err(map_sqlite)?;
-            Ok((wallet_id(w)?, a))
-        })
-        .collect::<Result<Vec<_>>>()?;
     Ok(Some(StoredTxn {
         id,
-        kind: TransactionKind::from_db(kind)?,
-        status: TransactionStatus::from_db(status)?,
-        amount_minor: amount,
-        refunded_minor: refunded,
-        currency: queries::currency(&code, exponent)?,
-        initiated_by: UserId::new(by).map_err(corrupt("initiator"))?,
-        description: description
-            .map(|d| Description::new(d).map_err(corrupt("description")))
-            .transpose()?,
-        created_at: Timestamp::from_micros(created),
-        legs,
+        kind: t.kind,
+        status: t.status,
+        amount_minor: t.amount.minor(),
+        refunded_minor: t.refunded.minor(),
+        currency: t.amount.currency(),
+        legs: t
+            .legs
+            .iter()
+            .map(|l| (l.wallet, l.amount.minor()))
+            .collect(),
         pending,
     }))
 }

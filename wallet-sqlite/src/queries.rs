@@ -528,6 +528,14 @@ fn optional_text<T>(
 
 /// A transaction with its legs, debits first.
 pub(crate) fn transaction(conn: &Connection, id: TransactionId) -> Result<Option<Transaction>> {
+    Ok(transaction_and_pending(conn, id)?.map(|(t, _)| t))
+}
+
+/// A transaction with its legs, and its pending record as stored (holds, pending top-ups).
+pub(crate) fn transaction_and_pending(
+    conn: &Connection,
+    id: TransactionId,
+) -> Result<Option<(Transaction, Option<wallet_core::decide::PendingRecord>)>> {
     type TxnCols = (
         i64,
         i64,
@@ -621,7 +629,8 @@ pub(crate) fn transaction(conn: &Connection, id: TransactionId) -> Result<Option
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    Ok(Some(Transaction {
+    let pending = crate::payments::pending_of(conn, id)?;
+    let transaction = Transaction {
         id,
         reference: TransactionRef::of(id),
         kind: TransactionKind::from_db(kind)?,
@@ -635,14 +644,15 @@ pub(crate) fn transaction(conn: &Connection, id: TransactionId) -> Result<Option
         completed_at: completed.map(Timestamp::from_micros),
         refunded: Money::from_minor(refunded, cur),
         original: original.map(txn_id).transpose()?.map(TransactionRef::of),
-        pending: crate::payments::pending_of(conn, id)?.map(|p| PendingDetails {
+        pending: pending.as_ref().map(|p| PendingDetails {
             wallet: WalletNumber::of(p.wallet),
             held: Money::from_minor(p.held_minor, cur),
             expires_at: p.expires_at,
-            gateway_ref: p.gateway_ref,
+            gateway_ref: p.gateway_ref.clone(),
         }),
         legs,
-    }))
+    };
+    Ok(Some((transaction, pending)))
 }
 
 /// Creation time of the transaction of entry `seq` of `wallet`.

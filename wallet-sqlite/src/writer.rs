@@ -73,6 +73,8 @@ struct Cache {
     /// Running debit totals of wallets at the start of a limit window (see
     /// [`queries::debits_before`]): stable once taken, so spend is one subtraction.
     anchors: HashMap<(WalletId, i64), i64>,
+    /// Wallets' stored limits (`None`: the defaults), read on every outgoing transfer.
+    limits: HashMap<WalletId, Option<wallet_core::limits::Limits>>,
     capacity: usize,
 }
 
@@ -96,6 +98,7 @@ impl Cache {
         self.users.clear();
         self.system.clear();
         self.anchors.clear();
+        self.limits.clear();
     }
 
     fn put_user(&mut self, user: UserRecord) {
@@ -171,6 +174,7 @@ impl Writer {
                 users: HashMap::new(),
                 system: HashMap::new(),
                 anchors: HashMap::new(),
+                limits: HashMap::new(),
                 capacity: cache_capacity,
             },
             data_version: -1,
@@ -610,7 +614,15 @@ impl Writer {
         if let Some(index) = needs.limits
             && let Some(Some(w)) = state.wallets.get(index)
         {
-            state.limits = payments::limits(&self.conn, w.record.id)?;
+            let id = w.record.id;
+            state.limits = match self.cache.limits.get(&id) {
+                Some(limits) => *limits,
+                None => {
+                    let limits = payments::limits(&self.conn, id)?;
+                    bounded_insert(&mut self.cache.limits, id, limits, self.cache.capacity);
+                    limits
+                }
+            };
         }
         if let Some(index) = needs.spend
             && let Some(Some(w)) = state.wallets.get(index).cloned()
@@ -710,6 +722,9 @@ impl Writer {
             Effects::Ledger(writes) => self.persist_ledger(*writes),
             Effects::SetLimits(wallet, limits) => {
                 payments::set_limits(&self.conn, wallet, limits.as_ref())?;
+                // Read again once needed: the new value is not committed yet, and a failed
+                // batch clears the whole cache.
+                self.cache.limits.remove(&wallet);
                 Ok(applied(Outcome::Done))
             }
             Effects::InsertMerchant(m) => Ok(applied(Outcome::Merchant(

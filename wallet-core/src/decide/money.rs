@@ -19,7 +19,9 @@ use crate::wallet::{AccountKind, SystemAccount, WalletState};
 use super::rules::{
     LedgerWrites, NewPending, PendingRecord, Shown, StoredTxn, TxnUpdate, limits_of,
 };
-use super::{Decision, Effects, PostedLeg, Posting, State, acting, customer_wallet, post};
+use super::{
+    Decision, Effects, Fingerprint, PostedLeg, Posting, State, acting, customer_wallet, post,
+};
 
 /// Checks `amount_minor` against the configured bounds for `currency`.
 pub(super) fn check_bounds(cmd: &Command, currency: Currency, amount_minor: i64) -> Result<()> {
@@ -34,7 +36,7 @@ pub(super) fn check_bounds(cmd: &Command, currency: Currency, amount_minor: i64)
 }
 
 /// The error for moving money through a customer wallet that is not ACTIVE.
-fn usable(w: &WalletState) -> Result<()> {
+pub(super) fn usable(w: &WalletState) -> Result<()> {
     if let AccountKind::Wallet(_) = w.record.kind
         && let Some(e) = w.record.status.money_error(WalletNumber::of(w.record.id))
     {
@@ -160,7 +162,7 @@ impl<'a> Book<'a> {
         Ok(legs)
     }
 
-    fn finish(self, mut writes: LedgerWrites) -> LedgerWrites {
+    fn finish(self, mut writes: LedgerWrites) -> Effects {
         writes.records = self
             .work
             .iter()
@@ -168,8 +170,24 @@ impl<'a> Book<'a> {
             .map(|w| w.record.clone())
             .collect();
         writes.touched = self.work;
-        writes
+        Effects::Ledger(Box::new(writes))
     }
+
+    /// The decision to apply `writes` and the account changes made so far.
+    fn apply(self, writes: LedgerWrites) -> Result<Decision> {
+        Ok(Decision::Apply(self.finish(writes)))
+    }
+}
+
+/// An earlier request under the same key: the same request is a replay, another a conflict.
+fn repeat(state: &State, fingerprint: Fingerprint) -> Option<Result<Decision>> {
+    state.existing.map(|existing| {
+        if existing.fingerprint == fingerprint {
+            Ok(Decision::Replay(existing.id))
+        } else {
+            Err(Error::IdempotencyConflict)
+        }
+    })
 }
 
 fn insufficient(available: i64, requested: i64, currency: Currency) -> Error {
@@ -179,7 +197,30 @@ fn insufficient(available: i64, requested: i64, currency: Currency) -> Error {
     }
 }
 
-/// Releases the lapsed holds in `expired` (they must be holds of open transactions).
+/// Ends a pending transaction in `status` without posting it: releases what it holds and
+/// frees its order id.
+fn release(
+    book: &mut Book<'_>,
+    p: &PendingRecord,
+    status: TransactionStatus,
+    now: Timestamp,
+) -> Result<TxnUpdate> {
+    if p.held_minor > 0 {
+        book.hold(p.wallet, -p.held_minor, now)?;
+    }
+    Ok(TxnUpdate {
+        id: p.transaction,
+        status,
+        amount_minor: p.amount_minor,
+        refunded_minor: 0,
+        completed_at: None,
+        legs: Vec::new(),
+        close_pending: true,
+        release_order: true,
+    })
+}
+
+/// Releases the lapsed holds and top-ups in `expired`.
 fn release_lapsed(
     book: &mut Book<'_>,
     expired: &[PendingRecord],
@@ -187,28 +228,15 @@ fn release_lapsed(
     writes: &mut LedgerWrites,
 ) -> Result<()> {
     for p in expired.iter().filter(|p| p.open && p.expires_at <= now) {
-        if p.held_minor > 0 {
-            book.hold(p.wallet, -p.held_minor, now)?;
-        }
-        writes.updates.push(TxnUpdate {
-            id: p.transaction,
-            status: if p.gateway_ref.is_some() {
-                TransactionStatus::Failed
-            } else {
-                TransactionStatus::Expired
-            },
-            amount_minor: p.amount_minor,
-            refunded_minor: 0,
-            completed_at: None,
-            legs: Vec::new(),
-            close_pending: true,
-            release_order: true,
-        });
+        writes
+            .updates
+            .push(release(book, p, lapsed_status(p), now)?);
     }
     Ok(())
 }
 
-/// Books the entries of `kind` moving `amount` (plus `fee`) from `from` to `to`.
+/// Books the entries of `kind` moving `amount` (plus `fee`, into the fee revenue account of
+/// `currency`) from `from` to `to`.
 fn book_move(
     book: &mut Book<'_>,
     kind: TransactionKind,
@@ -216,7 +244,7 @@ fn book_move(
     to: WalletId,
     amount: i64,
     fee: i64,
-    fee_account: Option<WalletId>,
+    currency: Currency,
 ) -> Result<()> {
     let total = amount.checked_add(fee).ok_or(Error::AmountOverflow)?;
     if kind == TransactionKind::TopUp {
@@ -228,10 +256,37 @@ fn book_move(
         book.add(to, amount);
     }
     if fee > 0 {
-        let account = fee_account.ok_or_else(|| Error::internal("fee account not loaded"))?;
+        let account = book.system(SystemAccount::FeeRevenue, currency)?;
         book.add(account, fee);
     }
     Ok(())
+}
+
+/// Posts a pending transaction: `amount` (plus `fee`) from `from` to `to`, now.
+fn complete(
+    mut book: Book<'_>,
+    txn: &StoredTxn,
+    from: WalletId,
+    to: WalletId,
+    amount: i64,
+    fee: i64,
+    now: Timestamp,
+) -> Result<Decision> {
+    book_move(&mut book, txn.kind, from, to, amount, fee, txn.currency)?;
+    let at = book.at(now)?;
+    let legs = book.post(at)?;
+    let mut writes = LedgerWrites::new(Shown::Existing(txn.id));
+    writes.updates.push(TxnUpdate {
+        id: txn.id,
+        status: TransactionStatus::Completed,
+        amount_minor: amount,
+        refunded_minor: 0,
+        completed_at: Some(at),
+        legs,
+        close_pending: true,
+        release_order: false,
+    });
+    book.apply(writes)
 }
 
 fn fee_for(cmd: &Command, kind: TransactionKind, amount: i64, currency: Currency) -> Result<i64> {
@@ -256,23 +311,10 @@ fn payee<'a>(state: &'a State, payer: &WalletState, wallet: WalletId) -> Result<
     Ok(to)
 }
 
-/// The fee revenue account of `currency` when a fee is due.
-fn fee_account(book: &Book<'_>, fee: i64, currency: Currency) -> Result<Option<WalletId>> {
-    if fee > 0 {
-        book.system(SystemAccount::FeeRevenue, currency).map(Some)
-    } else {
-        Ok(None)
-    }
-}
-
 pub(super) fn decide_move(cmd: &Command, m: &Move, state: &State) -> Result<Decision> {
     let fingerprint = m.fingerprint();
-    if let Some(existing) = state.existing {
-        return if existing.fingerprint == fingerprint {
-            Ok(Decision::Replay(existing.id))
-        } else {
-            Err(Error::IdempotencyConflict)
-        };
+    if let Some(decision) = repeat(state, fingerprint) {
+        return decision;
     }
     if m.amount <= Decimal::ZERO {
         return Err(Error::AmountNotPositive);
@@ -388,7 +430,7 @@ pub(super) fn decide_move(cmd: &Command, m: &Move, state: &State) -> Result<Deci
             writes.link_paid = Some(link.id);
             to.record.id
         }
-        Flow::Exchange { .. } => {
+        Flow::Exchange { rate, .. } => {
             let to = customer_wallet(state, 1)?;
             if to.record.owner != primary.record.owner {
                 return Err(Error::Forbidden);
@@ -398,10 +440,8 @@ pub(super) fn decide_move(cmd: &Command, m: &Move, state: &State) -> Result<Deci
                     reason: "both wallets hold the same currency",
                 });
             }
-            if let Flow::Exchange { rate, .. } = &m.flow {
-                cmd.config
-                    .check_rate(currency.code(), to.record.currency.code(), *rate)?;
-            }
+            cmd.config
+                .check_rate(currency.code(), to.record.currency.code(), *rate)?;
             to.record.id
         }
     };
@@ -411,7 +451,6 @@ pub(super) fn decide_move(cmd: &Command, m: &Move, state: &State) -> Result<Deci
     usable(primary)?;
     usable(&book.get(counter)?)?;
     let fee = fee_for(cmd, kind, amount, currency)?;
-    let fee_account = fee_account(&book, fee, currency)?;
 
     let outgoing = kind != TransactionKind::TopUp;
     if outgoing {
@@ -467,7 +506,7 @@ pub(super) fn decide_move(cmd: &Command, m: &Move, state: &State) -> Result<Deci
                     out,
                     amount,
                     fee,
-                    fee_account,
+                    currency,
                 )?;
                 book.add(into, -converted);
                 book.add(counter, converted);
@@ -479,7 +518,7 @@ pub(super) fn decide_move(cmd: &Command, m: &Move, state: &State) -> Result<Deci
                     primary.record.id,
                     amount,
                     fee,
-                    fee_account,
+                    currency,
                 )?;
             } else {
                 book_move(
@@ -489,7 +528,7 @@ pub(super) fn decide_move(cmd: &Command, m: &Move, state: &State) -> Result<Deci
                     counter,
                     amount,
                     fee,
-                    fee_account,
+                    currency,
                 )?;
             }
             let at = book.at(cmd.now)?;
@@ -529,9 +568,7 @@ pub(super) fn decide_move(cmd: &Command, m: &Move, state: &State) -> Result<Deci
         }
     }
     writes.new = Some(posting);
-    Ok(Decision::Apply(Effects::Ledger(Box::new(
-        book.finish(writes),
-    ))))
+    book.apply(writes)
 }
 
 /// The stored transaction and its pending record, or the right error.
@@ -547,29 +584,22 @@ fn pending_of(state: &State) -> Result<(&StoredTxn, &PendingRecord)> {
     Ok((txn, pending))
 }
 
-/// Writes that end a pending transaction without posting it.
+/// Ends a pending transaction in `status`; with `refusal`, the change is kept and the caller
+/// gets the error.
 fn close(
-    book: &mut Book<'_>,
-    txn: &StoredTxn,
+    mut book: Book<'_>,
     p: &PendingRecord,
     status: TransactionStatus,
     now: Timestamp,
-) -> Result<LedgerWrites> {
-    let mut writes = LedgerWrites::new(Shown::Existing(txn.id));
-    if p.held_minor > 0 {
-        book.hold(p.wallet, -p.held_minor, now)?;
-    }
-    writes.updates.push(TxnUpdate {
-        id: txn.id,
-        status,
-        amount_minor: txn.amount_minor,
-        refunded_minor: txn.refunded_minor,
-        completed_at: None,
-        legs: Vec::new(),
-        close_pending: true,
-        release_order: true,
-    });
-    Ok(writes)
+    refusal: Option<Error>,
+) -> Result<Decision> {
+    let mut writes = LedgerWrites::new(Shown::Existing(p.transaction));
+    writes.updates.push(release(&mut book, p, status, now)?);
+    let effects = book.finish(writes);
+    Ok(match refusal {
+        None => Decision::Apply(effects),
+        Some(e) => Decision::Refuse(effects, e),
+    })
 }
 
 /// The status a lapsed pending transaction ends in: a top-up fails, a hold expires.
@@ -640,17 +670,16 @@ pub(super) fn settle(cmd: &Command, s: &Settle, state: &State) -> Result<Decisio
     }
     let mut book = Book::new(state);
     if cmd.now >= p.expires_at {
-        let writes = close(&mut book, txn, p, lapsed_status(p), cmd.now)?;
-        return Ok(Decision::Refuse(
-            Effects::Ledger(Box::new(book.finish(writes))),
-            Error::PendingExpired,
-        ));
+        return close(
+            book,
+            p,
+            lapsed_status(p),
+            cmd.now,
+            Some(Error::PendingExpired),
+        );
     }
     let Some(c) = capture else {
-        let writes = close(&mut book, txn, p, TransactionStatus::Cancelled, cmd.now)?;
-        return Ok(Decision::Apply(Effects::Ledger(Box::new(
-            book.finish(writes),
-        ))));
+        return close(book, p, TransactionStatus::Cancelled, cmd.now, None);
     };
     if p.gateway_ref.is_some() {
         return Err(Error::InvalidQuery {
@@ -671,30 +700,13 @@ pub(super) fn settle(cmd: &Command, s: &Settle, state: &State) -> Result<Decisio
     };
     usable(&book.get(to)?)?;
     let fee = fee_for(cmd, txn.kind, c, currency)?;
-    let fee_account = fee_account(&book, fee, currency)?;
     book.hold(p.wallet, -p.held_minor, cmd.now)?;
     let total = c.checked_add(fee).ok_or(Error::AmountOverflow)?;
     let available = book.available(p.wallet)?;
     if available < total {
         return Err(insufficient(available, total, currency));
     }
-    book_move(&mut book, txn.kind, p.wallet, to, c, fee, fee_account)?;
-    let at = book.at(cmd.now)?;
-    let legs = book.post(at)?;
-    let mut writes = LedgerWrites::new(Shown::Existing(txn.id));
-    writes.updates.push(TxnUpdate {
-        id: txn.id,
-        status: TransactionStatus::Completed,
-        amount_minor: c,
-        refunded_minor: 0,
-        completed_at: Some(at),
-        legs,
-        close_pending: true,
-        release_order: false,
-    });
-    Ok(Decision::Apply(Effects::Ledger(Box::new(
-        book.finish(writes),
-    ))))
+    complete(book, txn, p.wallet, to, c, fee, cmd.now)
 }
 
 pub(super) fn gateway(cmd: &Command, g: &GatewayCallback, state: &State) -> Result<Decision> {
@@ -721,60 +733,30 @@ pub(super) fn gateway(cmd: &Command, g: &GatewayCallback, state: &State) -> Resu
             Err(Error::NotPending { status: txn.status })
         };
     }
-    let mut book = Book::new(state);
+    let book = Book::new(state);
     if cmd.now >= p.expires_at {
-        let writes = close(&mut book, txn, p, TransactionStatus::Failed, cmd.now)?;
-        return Ok(Decision::Refuse(
-            Effects::Ledger(Box::new(book.finish(writes))),
-            Error::PendingExpired,
-        ));
+        return close(
+            book,
+            p,
+            TransactionStatus::Failed,
+            cmd.now,
+            Some(Error::PendingExpired),
+        );
     }
     if !g.success {
-        let writes = close(&mut book, txn, p, TransactionStatus::Failed, cmd.now)?;
-        return Ok(Decision::Apply(Effects::Ledger(Box::new(
-            book.finish(writes),
-        ))));
+        return close(book, p, TransactionStatus::Failed, cmd.now, None);
     }
     let currency = txn.currency;
     usable(&book.get(p.wallet)?)?;
     let external = book.system(SystemAccount::External, currency)?;
     let fee = fee_for(cmd, TransactionKind::TopUp, p.amount_minor, currency)?;
-    let fee_account = fee_account(&book, fee, currency)?;
-    book_move(
-        &mut book,
-        TransactionKind::TopUp,
-        external,
-        p.wallet,
-        p.amount_minor,
-        fee,
-        fee_account,
-    )?;
-    let at = book.at(cmd.now)?;
-    let legs = book.post(at)?;
-    let mut writes = LedgerWrites::new(Shown::Existing(txn.id));
-    writes.updates.push(TxnUpdate {
-        id: txn.id,
-        status: TransactionStatus::Completed,
-        amount_minor: p.amount_minor,
-        refunded_minor: 0,
-        completed_at: Some(at),
-        legs,
-        close_pending: true,
-        release_order: false,
-    });
-    Ok(Decision::Apply(Effects::Ledger(Box::new(
-        book.finish(writes),
-    ))))
+    complete(book, txn, external, p.wallet, p.amount_minor, fee, cmd.now)
 }
 
 pub(super) fn refund(cmd: &Command, r: &Refund, state: &State) -> Result<Decision> {
     let fingerprint = r.fingerprint();
-    if let Some(existing) = state.existing {
-        return if existing.fingerprint == fingerprint {
-            Ok(Decision::Replay(existing.id))
-        } else {
-            Err(Error::IdempotencyConflict)
-        };
+    if let Some(decision) = repeat(state, fingerprint) {
+        return decision;
     }
     let (actor, _) = acting(cmd, state)?;
     let original = state
@@ -915,9 +897,7 @@ pub(super) fn refund(cmd: &Command, r: &Refund, state: &State) -> Result<Decisio
         close_pending: false,
         release_order: false,
     });
-    Ok(Decision::Apply(Effects::Ledger(Box::new(
-        book.finish(writes),
-    ))))
+    book.apply(writes)
 }
 
 pub(super) fn expire_due(cmd: &Command, state: &State) -> Result<Decision> {
@@ -927,7 +907,5 @@ pub(super) fn expire_due(cmd: &Command, state: &State) -> Result<Decision> {
     let mut writes = LedgerWrites::new(Shown::Count(0));
     release_lapsed(&mut book, &state.due, cmd.now, &mut writes)?;
     writes.shown = Shown::Count(u64::try_from(writes.updates.len()).unwrap_or(u64::MAX));
-    Ok(Decision::Apply(Effects::Ledger(Box::new(
-        book.finish(writes),
-    ))))
+    book.apply(writes)
 }

@@ -55,12 +55,6 @@ pub struct StoredTxn {
     pub refunded_minor: i64,
     /// Currency of `amount_minor`.
     pub currency: Currency,
-    /// Who initiated it.
-    pub initiated_by: UserId,
-    /// Its description.
-    pub description: Option<Description>,
-    /// When it was created.
-    pub created_at: Timestamp,
     /// Its entries: account and signed amount.
     pub legs: Vec<(WalletId, i64)>,
     /// Its hold or pending top-up, if it has one.
@@ -310,13 +304,7 @@ pub(super) fn register_merchant(
             reason: "only a BUSINESS wallet can be a merchant",
         });
     }
-    if let Some(e) = wallet
-        .record
-        .status
-        .money_error(crate::ids::WalletNumber::of(wallet.record.id))
-    {
-        return Err(e);
-    }
+    super::money::usable(wallet)?;
     Ok(Decision::Apply(Effects::InsertMerchant(MerchantRecord {
         id: MerchantId::new(1)?,
         wallet: wallet.record.id,
@@ -345,13 +333,7 @@ pub(super) fn create_link(cmd: &Command, c: &CreateLink, state: &State) -> Resul
             owner: wallet.record.owner,
         },
     )?;
-    if let Some(e) = wallet
-        .record
-        .status
-        .money_error(crate::ids::WalletNumber::of(wallet.record.id))
-    {
-        return Err(e);
-    }
+    super::money::usable(wallet)?;
     if c.ttl_micros <= 0 || c.ttl_micros > LINK_TTL_MAX_MICROS {
         return Err(Error::InvalidQuery {
             reason: "a link lasts from 1 microsecond to 90 days",
@@ -407,11 +389,7 @@ pub(super) fn cancel_link(cmd: &Command, state: &State) -> Result<Decision> {
 impl LinkRecord {
     /// The status at `now` (an ACTIVE link past its expiry is EXPIRED).
     pub fn status_at(&self, now: Timestamp) -> LinkStatus {
-        if self.status == LinkStatus::Active && now >= self.expires_at {
-            LinkStatus::Expired
-        } else {
-            self.status
-        }
+        self.status.at(self.expires_at, now)
     }
 }
 
