@@ -27,6 +27,7 @@ pub mod payment_method;
 pub mod payments;
 pub mod reports;
 pub mod store;
+pub mod stored;
 pub mod text;
 pub mod time;
 pub mod transaction;

@@ -2,11 +2,8 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use wallet_core::ids::UserId;
-use wallet_core::payment_method::{
-    PaymentMethod, PaymentMethodId, PaymentMethodKind, PaymentMethodStatus, ProviderToken,
-    ValidDisplay,
-};
-use wallet_core::{Error, Result, Timestamp};
+use wallet_core::payment_method::{PaymentMethod, PaymentMethodId};
+use wallet_core::{Error, Result};
 
 use crate::error::map_sqlite;
 use crate::queries::corrupt;
@@ -39,20 +36,7 @@ pub(crate) mod sql {
     pub(crate) const INDEXED: &[&str] = &[BY_ID, OF_OWNER, CLEAR_DEFAULT, DELETE_OF_OWNER];
 }
 
-type Cols = (
-    i64,
-    i64,
-    i64,
-    String,
-    String,
-    String,
-    Option<String>,
-    i64,
-    i64,
-    i64,
-    i64,
-    i64,
-);
+use wallet_core::stored::MethodCols as Cols;
 
 fn read(r: &Row<'_>) -> rusqlite::Result<Cols> {
     Ok((
@@ -71,33 +55,13 @@ fn read(r: &Row<'_>) -> rusqlite::Result<Cols> {
     ))
 }
 
-fn decode(c: Cols) -> Result<PaymentMethod> {
-    let (id, owner, kind, provider, token, display, nickname, default, verified, status, ca, ua) =
-        c;
-    Ok(PaymentMethod {
-        id: PaymentMethodId::new(id).map_err(corrupt("payment method id"))?,
-        owner: UserId::new(owner).map_err(corrupt("owner id"))?,
-        kind: PaymentMethodKind::from_db(kind)?,
-        provider,
-        token: ProviderToken::new(token).map_err(corrupt("provider token"))?,
-        display: serde_json::from_str::<ValidDisplay>(&display)
-            .map_err(|e| Error::corrupt(format!("payment method display: {e}")))?,
-        nickname,
-        is_default: default != 0,
-        verified: verified != 0,
-        status: PaymentMethodStatus::from_db(status)?,
-        created_at: Timestamp::from_micros(ca),
-        updated_at: Timestamp::from_micros(ua),
-    })
-}
-
 /// A payment method by id.
 pub(crate) fn method(conn: &Connection, id: PaymentMethodId) -> Result<Option<PaymentMethod>> {
     let mut stmt = conn.prepare_cached(sql::BY_ID).map_err(map_sqlite)?;
     stmt.query_row([id.get()], read)
         .optional()
         .map_err(map_sqlite)?
-        .map(decode)
+        .map(wallet_core::stored::payment_method)
         .transpose()
 }
 
@@ -108,8 +72,11 @@ pub(crate) fn methods_of(conn: &Connection, owner: UserId) -> Result<Vec<Payment
     let rows = stmt
         .query_map(params![owner.get(), limit], read)
         .map_err(map_sqlite)?;
-    rows.map(|r| r.map_err(map_sqlite).and_then(decode))
-        .collect()
+    rows.map(|r| {
+        r.map_err(map_sqlite)
+            .and_then(wallet_core::stored::payment_method)
+    })
+    .collect()
 }
 
 fn clear_other_defaults(conn: &Connection, m: &PaymentMethod) -> Result<()> {

@@ -2,16 +2,14 @@
 //! limits, merchants, payment links, notifications and the event feed.
 
 use rusqlite::{Connection, OptionalExtension, params};
-use wallet_core::command::{Fingerprint, MarkRead, TxnLookup};
+use wallet_core::command::{MarkRead, TxnLookup};
 use wallet_core::decide::{
     LinkRecord, MerchantRecord, NewPending, PendingRecord, StoredTxn, TxnUpdate,
 };
-use wallet_core::ids::{MerchantId, NotificationId, TransactionId, UserId, WalletId};
+use wallet_core::ids::{MerchantId, TransactionId, UserId, WalletId};
 use wallet_core::limits::Limits;
-use wallet_core::links::{LINK_CODE_BYTES, LinkCode, LinkStatus};
-use wallet_core::notify::{
-    Event, NewEvent, NewNotification, Notification, NotificationType, Priority,
-};
+use wallet_core::links::{LinkCode, LinkStatus};
+use wallet_core::notify::{Event, NewEvent, NewNotification, Notification};
 use wallet_core::text::{Description, ExternalRef, IdempotencyKey};
 use wallet_core::wallet::WalletRecord;
 use wallet_core::{Error, Result, Timestamp};
@@ -102,21 +100,7 @@ pub(crate) mod sql {
     ];
 }
 
-fn wallet_id(raw: i64) -> Result<WalletId> {
-    WalletId::new(raw).map_err(corrupt("wallet id"))
-}
-
-fn txn_id(raw: i64) -> Result<TransactionId> {
-    TransactionId::new(raw).map_err(corrupt("transaction id"))
-}
-
-fn fingerprint(raw: &[u8]) -> Result<Fingerprint> {
-    <[u8; 16]>::try_from(raw)
-        .map(Fingerprint)
-        .map_err(|_| Error::corrupt("fingerprint"))
-}
-
-type PendingCols = (i64, i64, Option<i64>, i64, i64, Option<String>, i64, i64);
+use wallet_core::stored::{LinkCols, PendingCols, txn_id};
 
 fn pending_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PendingCols> {
     Ok((
@@ -131,22 +115,6 @@ fn pending_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PendingCols> {
     ))
 }
 
-fn decode_pending(c: PendingCols) -> Result<PendingRecord> {
-    let (txn, wallet, counter, amount, held, gateway, expires, open) = c;
-    Ok(PendingRecord {
-        transaction: txn_id(txn)?,
-        wallet: wallet_id(wallet)?,
-        counter: counter.map(wallet_id).transpose()?,
-        amount_minor: amount,
-        held_minor: held,
-        gateway_ref: gateway
-            .map(|g| ExternalRef::new(g).map_err(corrupt("gateway reference")))
-            .transpose()?,
-        expires_at: Timestamp::from_micros(expires),
-        open: open == 1,
-    })
-}
-
 fn pendings(
     conn: &Connection,
     sql: &str,
@@ -154,7 +122,7 @@ fn pendings(
 ) -> Result<Vec<PendingRecord>> {
     let mut stmt = conn.prepare_cached(sql).map_err(map_sqlite)?;
     let rows = stmt.query_map(params, pending_row).map_err(map_sqlite)?;
-    rows.map(|r| decode_pending(r.map_err(map_sqlite)?))
+    rows.map(|r| wallet_core::stored::pending(r.map_err(map_sqlite)?))
         .collect()
 }
 
@@ -179,20 +147,7 @@ pub(crate) fn stored_txn(conn: &Connection, lookup: &TxnLookup) -> Result<Option
     let Some((t, pending)) = queries::transaction_and_pending(conn, id)? else {
         return Ok(None);
     };
-    Ok(Some(StoredTxn {
-        id,
-        kind: t.kind,
-        status: t.status,
-        amount_minor: t.amount.minor(),
-        refunded_minor: t.refunded.minor(),
-        currency: t.amount.currency(),
-        legs: t
-            .legs
-            .iter()
-            .map(|l| (l.wallet, l.amount.minor()))
-            .collect(),
-        pending,
-    }))
+    Ok(Some(wallet_core::stored::stored_txn(&t, pending)))
 }
 
 /// Open holds of `wallet` lapsed at `now` (at most `limit`).
@@ -347,15 +302,7 @@ fn merchant_by(conn: &Connection, sql: &str, key: i64) -> Result<Option<Merchant
         .query_row([key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
         .optional()
         .map_err(map_sqlite)?;
-    row.map(|(id, wallet, name, at)| {
-        Ok(MerchantRecord {
-            id: MerchantId::new(id).map_err(corrupt("merchant id"))?,
-            wallet: wallet_id(wallet)?,
-            name: Description::new(name).map_err(corrupt("merchant name"))?,
-            created_at: Timestamp::from_micros(at),
-        })
-    })
-    .transpose()
+    row.map(wallet_core::stored::merchant).transpose()
 }
 
 /// A merchant by id.
@@ -414,23 +361,6 @@ pub(crate) fn insert_order(
     Ok(())
 }
 
-type LinkCols = (
-    i64,
-    Vec<u8>,
-    i64,
-    i64,
-    String,
-    i64,
-    Option<String>,
-    i64,
-    i64,
-    Option<i64>,
-    i64,
-    String,
-    Vec<u8>,
-    i64,
-);
-
 fn link_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LinkCols> {
     Ok((
         r.get(0)?,
@@ -450,34 +380,11 @@ fn link_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LinkCols> {
     ))
 }
 
-fn decode_link(c: LinkCols) -> Result<LinkRecord> {
-    let (id, code, wallet, amount, cur, exp, description, status, expires, paid, by, key, fp, at) =
-        c;
-    let code = <[u8; LINK_CODE_BYTES]>::try_from(code.as_slice())
-        .map_err(|_| Error::corrupt("link code"))?;
-    Ok(LinkRecord {
-        id,
-        code: LinkCode::from_bytes(code),
-        wallet: wallet_id(wallet)?,
-        amount_minor: amount,
-        currency: queries::currency(&cur, exp)?,
-        description: description
-            .map(|d| Description::new(d).map_err(corrupt("description")))
-            .transpose()?,
-        status: LinkStatus::from_db(status)?,
-        expires_at: Timestamp::from_micros(expires),
-        paid_by: paid.map(txn_id).transpose()?,
-        created_by: UserId::new(by).map_err(corrupt("link creator"))?,
-        idempotency_key: IdempotencyKey::new(key).map_err(corrupt("idempotency key"))?,
-        fingerprint: fingerprint(&fp)?,
-        created_at: Timestamp::from_micros(at),
-    })
-}
-
 fn links(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<Vec<LinkRecord>> {
     let mut stmt = conn.prepare_cached(sql).map_err(map_sqlite)?;
     let rows = stmt.query_map(params, link_row).map_err(map_sqlite)?;
-    rows.map(|r| decode_link(r.map_err(map_sqlite)?)).collect()
+    rows.map(|r| wallet_core::stored::link(r.map_err(map_sqlite)?))
+        .collect()
 }
 
 /// A payment link by code.
@@ -631,20 +538,8 @@ pub(crate) fn notifications(
             ))
         })
         .map_err(map_sqlite)?;
-    rows.map(|r| {
-        let (id, user, kind, priority, title, message, read, at) = r.map_err(map_sqlite)?;
-        Ok(Notification {
-            id: NotificationId::new(id).map_err(corrupt("notification id"))?,
-            user: UserId::new(user).map_err(corrupt("user id"))?,
-            kind: NotificationType::from_db(kind)?,
-            priority: Priority::from_db(priority)?,
-            title,
-            message,
-            read: read == 1,
-            created_at: Timestamp::from_micros(at),
-        })
-    })
-    .collect()
+    rows.map(|r| wallet_core::stored::notification(r.map_err(map_sqlite)?))
+        .collect()
 }
 
 /// How many unread notifications a user has.

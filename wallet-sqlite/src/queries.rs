@@ -14,58 +14,16 @@ use wallet_core::ids::{TransactionId, TransactionRef, UserId, WalletId, WalletNu
 use wallet_core::money::Money;
 use wallet_core::store::WALLETS_PER_OWNER_MAX;
 use wallet_core::text::{Description, IdempotencyKey, Metadata};
-use wallet_core::transaction::{
-    Leg, PendingDetails, Transaction, TransactionKind, TransactionStatus,
-};
+use wallet_core::transaction::{Transaction, TransactionKind, TransactionStatus};
 use wallet_core::verify::{EntryRow, LegRow, TransactionRow, Verifier, VerifyReport};
 use wallet_core::wallet::{
-    AccountKind, Head, SystemAccount, WalletKind, WalletRecord, WalletState, WalletStatus,
+    AccountKind, SystemAccount, WalletKind, WalletRecord, WalletState, WalletStatus,
 };
 use wallet_core::{Error, Result, Timestamp};
 
 use crate::error::map_sqlite;
-
-/// Turns an error about a value read back into [`Error::StorageCorrupt`] naming `what`.
-pub(crate) fn corrupt(what: &str) -> impl Fn(Error) -> Error + '_ {
-    move |e| Error::corrupt(format!("{what}: {e}"))
-}
-
-/// A currency as stored (code and exponent columns).
-pub(crate) fn currency(code: &str, exponent: i64) -> Result<Currency> {
-    let code = CurrencyCode::new(code).map_err(corrupt("currency code"))?;
-    let exponent = u8::try_from(exponent).map_err(|_| Error::corrupt("currency exponent"))?;
-    Currency::new(code, exponent).map_err(corrupt("currency"))
-}
-
-fn wallet_id(raw: i64) -> Result<WalletId> {
-    WalletId::new(raw).map_err(corrupt("wallet id"))
-}
-
-fn user_id(raw: Option<i64>) -> Result<Option<UserId>> {
-    raw.map(|r| UserId::new(r).map_err(corrupt("user id")))
-        .transpose()
-}
-
-fn txn_id(raw: i64) -> Result<TransactionId> {
-    TransactionId::new(raw).map_err(corrupt("transaction id"))
-}
-
-/// Columns of a wallet with its head (see [`WALLET_SELECT`]).
-struct WalletRow {
-    id: i64,
-    owner: Option<i64>,
-    kind: i64,
-    currency: String,
-    exponent: i64,
-    status: i64,
-    held: i64,
-    created_at: i64,
-    updated_at: i64,
-    seq: Option<i64>,
-    balance: Option<i64>,
-    debits: Option<i64>,
-    last_at: Option<i64>,
-}
+use wallet_core::stored::WalletCols;
+pub(crate) use wallet_core::stored::{corrupt, currency, txn_id, wallet_id};
 
 /// The SQL of every lookup the library makes, named so one test can check each is served by an
 /// index (`tests::every_lookup_uses_an_index`). Only `verify` scans whole tables, on purpose.
@@ -202,7 +160,7 @@ pub(crate) fn list_wallets(
         .map_err(map_sqlite)?;
     let mut items = Vec::new();
     for row in rows {
-        items.push(row.map_err(map_sqlite)?.into_state()?.to_wallet());
+        items.push(wallet_core::stored::wallet_state(row.map_err(map_sqlite)?)?.to_wallet());
     }
     Ok(crate::admin::paginate(items, q.limit, |w| w.id))
 }
@@ -240,50 +198,22 @@ pub(crate) fn list_transactions(
     Ok(crate::admin::paginate(items, q.limit, |t| t.id))
 }
 
-fn read_wallet_row(r: &Row<'_>) -> rusqlite::Result<WalletRow> {
-    Ok(WalletRow {
-        id: r.get(0)?,
-        owner: r.get(1)?,
-        kind: r.get(2)?,
-        currency: r.get(3)?,
-        exponent: r.get(4)?,
-        status: r.get(5)?,
-        held: r.get(6)?,
-        created_at: r.get(7)?,
-        updated_at: r.get(8)?,
-        seq: r.get(9)?,
-        balance: r.get(10)?,
-        debits: r.get(11)?,
-        last_at: r.get(12)?,
-    })
-}
-
-impl WalletRow {
-    fn into_state(self) -> Result<WalletState> {
-        let record = WalletRecord {
-            id: wallet_id(self.id)?,
-            owner: user_id(self.owner)?,
-            kind: AccountKind::from_db(self.kind)?,
-            currency: currency(&self.currency, self.exponent)?,
-            status: WalletStatus::from_db(self.status)?,
-            held_minor: self.held,
-            created_at: Timestamp::from_micros(self.created_at),
-            updated_at: Timestamp::from_micros(self.updated_at),
-        };
-        match (self.seq, self.balance, self.debits, self.last_at) {
-            (None, ..) => Ok(WalletState::new_empty(record)),
-            (Some(seq), Some(balance), Some(debits), Some(last_at)) => Ok(WalletState {
-                record,
-                head: Head {
-                    seq,
-                    balance_minor: balance,
-                    debits_minor: debits,
-                    last_at: Timestamp::from_micros(last_at),
-                },
-            }),
-            _ => Err(Error::corrupt("entry without its transaction")),
-        }
-    }
+fn read_wallet_row(r: &Row<'_>) -> rusqlite::Result<WalletCols> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+        r.get(8)?,
+        r.get(9)?,
+        r.get(10)?,
+        r.get(11)?,
+        r.get(12)?,
+    ))
 }
 
 /// A wallet or system account with its head.
@@ -293,7 +223,7 @@ pub(crate) fn wallet(conn: &Connection, id: WalletId) -> Result<Option<WalletSta
         .query_row([id.get()], read_wallet_row)
         .optional()
         .map_err(map_sqlite)?;
-    row.map(WalletRow::into_state).transpose()
+    row.map(wallet_core::stored::wallet_state).transpose()
 }
 
 /// A user's wallets, ordered by id.
@@ -302,8 +232,11 @@ pub(crate) fn wallets_of(conn: &Connection, owner: UserId) -> Result<Vec<WalletS
     let rows = stmt
         .query_map(params![owner.get(), WALLETS_PER_OWNER_MAX], read_wallet_row)
         .map_err(map_sqlite)?;
-    rows.map(|r| r.map_err(map_sqlite).and_then(WalletRow::into_state))
-        .collect()
+    rows.map(|r| {
+        r.map_err(map_sqlite)
+            .and_then(wallet_core::stored::wallet_state)
+    })
+    .collect()
 }
 
 /// The wallet id a single-row lookup finds, if any.
@@ -536,21 +469,7 @@ pub(crate) fn transaction_and_pending(
     conn: &Connection,
     id: TransactionId,
 ) -> Result<Option<(Transaction, Option<wallet_core::decide::PendingRecord>)>> {
-    type TxnCols = (
-        i64,
-        i64,
-        i64,
-        String,
-        i64,
-        Option<String>,
-        Option<String>,
-        i64,
-        String,
-        i64,
-        Option<i64>,
-        i64,
-        Option<i64>,
-    );
+    use wallet_core::stored::TxnCols;
     let mut stmt = conn.prepare_cached(sql::TRANSACTION).map_err(map_sqlite)?;
     let row: Option<TxnCols> = stmt
         .query_row([id.get()], |r| {
@@ -572,25 +491,9 @@ pub(crate) fn transaction_and_pending(
         })
         .optional()
         .map_err(map_sqlite)?;
-    let Some((
-        kind,
-        status,
-        amount,
-        code,
-        exponent,
-        description,
-        metadata,
-        by,
-        key,
-        created,
-        completed,
-        refunded,
-        original,
-    )) = row
-    else {
+    let Some(row) = row else {
         return Ok(None);
     };
-    let cur = currency(&code, exponent)?;
     let mut legs_stmt = conn.prepare_cached(sql::LEGS).map_err(map_sqlite)?;
     let legs = legs_stmt
         .query_map([id.get()], |r| {
@@ -606,52 +509,10 @@ pub(crate) fn transaction_and_pending(
             ))
         })
         .map_err(map_sqlite)?
-        .map(|r| {
-            let (wallet, seq, amount, balance, owner, kind, code, exponent) =
-                r.map_err(map_sqlite)?;
-            let cur = currency(&code, exponent)?;
-            let wallet = wallet_id(wallet)?;
-            let before = balance
-                .checked_sub(amount)
-                .ok_or_else(|| Error::corrupt("balance"))?;
-            Ok(Leg {
-                wallet,
-                wallet_number: WalletNumber::of(wallet),
-                system: match AccountKind::from_db(kind)? {
-                    AccountKind::System(s) => Some(s),
-                    AccountKind::Wallet(_) => None,
-                },
-                owner: user_id(owner)?,
-                amount: Money::from_minor(amount, cur),
-                seq,
-                balance_before: Some(Money::from_minor(before, cur)),
-                balance_after: Some(Money::from_minor(balance, cur)),
-            })
-        })
+        .map(|r| wallet_core::stored::leg(r.map_err(map_sqlite)?))
         .collect::<Result<Vec<_>>>()?;
     let pending = crate::payments::pending_of(conn, id)?;
-    let transaction = Transaction {
-        id,
-        reference: TransactionRef::of(id),
-        kind: TransactionKind::from_db(kind)?,
-        status: TransactionStatus::from_db(status)?,
-        amount: Money::from_minor(amount, cur),
-        description: optional_text(description, "description", Description::new)?,
-        metadata: optional_text(metadata, "metadata", |s| Metadata::parse(&s))?,
-        initiated_by: UserId::new(by).map_err(corrupt("initiator"))?,
-        idempotency_key: IdempotencyKey::new(key).map_err(corrupt("idempotency key"))?,
-        created_at: Timestamp::from_micros(created),
-        completed_at: completed.map(Timestamp::from_micros),
-        refunded: Money::from_minor(refunded, cur),
-        original: original.map(txn_id).transpose()?.map(TransactionRef::of),
-        pending: pending.as_ref().map(|p| PendingDetails {
-            wallet: WalletNumber::of(p.wallet),
-            held: Money::from_minor(p.held_minor, cur),
-            expires_at: p.expires_at,
-            gateway_ref: p.gateway_ref.clone(),
-        }),
-        legs,
-    };
+    let transaction = wallet_core::stored::transaction(id, row, legs, pending.as_ref())?;
     Ok(Some((transaction, pending)))
 }
 
@@ -1045,7 +906,7 @@ pub(crate) fn verify(conn: &Connection) -> Result<VerifyReport> {
         .query_map([], read_wallet_row)
         .map_err(map_sqlite)?
     {
-        let record = account.map_err(map_sqlite)?.into_state()?.record;
+        let record = wallet_core::stored::wallet_state(account.map_err(map_sqlite)?)?.record;
         let id = record.id.get();
         drain(
             &mut entry_rows,

@@ -1,11 +1,9 @@
 //! SQL for users and the audit log, and their row conversions.
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
-use wallet_core::audit::{AuditAction, AuditEntry, AuditNote, AuditQuery};
+use wallet_core::audit::{AuditAction, AuditNote, AuditQuery};
 use wallet_core::auth::PasswordHash;
-use wallet_core::identity::{
-    Email, FullName, KycReason, KycStatus, NationalId, PhoneNumber, Profile, UserRecord, Username,
-};
+use wallet_core::identity::{Email, KycReason, NationalId, UserRecord, Username};
 use wallet_core::ids::UserId;
 use wallet_core::store::{AuditPage, Login};
 use wallet_core::{Error, Result, Role, Timestamp};
@@ -75,54 +73,24 @@ pub(crate) mod sql {
 }
 
 fn read_user(r: &Row<'_>) -> rusqlite::Result<Result<UserRecord>> {
-    let id: i64 = r.get(0)?;
-    let username: Option<String> = r.get(1)?;
-    let email: Option<String> = r.get(2)?;
-    let full_name: Option<String> = r.get(3)?;
-    let phone: Option<String> = r.get(4)?;
-    let national_id: Option<String> = r.get(5)?;
-    let role: i64 = r.get(6)?;
-    let active: i64 = r.get(7)?;
-    let kyc: i64 = r.get(8)?;
-    let kyc_reason: Option<String> = r.get(9)?;
-    let password: Option<String> = r.get(10)?;
-    let token_version: i64 = r.get(11)?;
-    let created_at: i64 = r.get(12)?;
-    let updated_at: i64 = r.get(13)?;
-    let deleted_at: Option<i64> = r.get(14)?;
-    Ok((|| {
-        let profile = match (username, email, full_name, phone) {
-            (Some(u), Some(e), Some(n), Some(p)) => Some(Profile {
-                username: Username::new(&u).map_err(corrupt("username"))?,
-                email: Email::new(&e).map_err(corrupt("email"))?,
-                full_name: FullName::new(&n).map_err(corrupt("full name"))?,
-                phone: PhoneNumber::new(&p).map_err(corrupt("phone"))?,
-                national_id: national_id
-                    .map(|s| NationalId::new(&s).map_err(corrupt("national id")))
-                    .transpose()?,
-            }),
-            (None, None, None, None) => None,
-            _ => return Err(Error::corrupt("partially erased user")),
-        };
-        Ok(UserRecord {
-            id: UserId::new(id).map_err(corrupt("user id"))?,
-            profile,
-            role: Role::from_db(role)?,
-            active: active != 0,
-            kyc: KycStatus::from_db(kyc)?,
-            kyc_reason: kyc_reason
-                .map(|s| KycReason::new(&s).map_err(corrupt("KYC reason")))
-                .transpose()?,
-            password: password
-                .map(|s| PasswordHash::from_phc(s).map_err(corrupt("password hash")))
-                .transpose()?,
-            token_version: u32::try_from(token_version)
-                .map_err(|_| Error::corrupt("token version"))?,
-            created_at: Timestamp::from_micros(created_at),
-            updated_at: Timestamp::from_micros(updated_at),
-            deleted_at: deleted_at.map(Timestamp::from_micros),
-        })
-    })())
+    let cols: wallet_core::stored::UserCols = (
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+        r.get(8)?,
+        r.get(9)?,
+        r.get(10)?,
+        r.get(11)?,
+        r.get(12)?,
+        r.get(13)?,
+        r.get(14)?,
+    );
+    Ok(wallet_core::stored::user_record(cols))
 }
 
 fn one_user(
@@ -294,18 +262,7 @@ pub(crate) fn audit_log(conn: &Connection, q: &AuditQuery) -> Result<AuditPage> 
         .map_err(map_sqlite)?;
     let mut items = Vec::new();
     for row in rows {
-        let (id, at, actor, action, target, detail, outcome) = row.map_err(map_sqlite)?;
-        items.push(AuditEntry {
-            id,
-            at: Timestamp::from_micros(at),
-            actor: actor
-                .map(|a| UserId::new(a).map_err(corrupt("actor id")))
-                .transpose()?,
-            action: AuditAction::from_db(action)?,
-            target,
-            detail,
-            outcome,
-        });
+        items.push(wallet_core::stored::audit_entry(row.map_err(map_sqlite)?)?);
     }
     Ok(crate::admin::paginate(items, q.limit, |e| e.id))
 }
