@@ -1,0 +1,473 @@
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+mod error;
+mod events;
+mod payments;
+mod queries;
+mod reads;
+mod schema;
+mod users;
+mod writer;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions, MySqlSslMode};
+use sqlx::{ConnectOptions, Connection, Executor, MySqlConnection};
+use wallet_core::admin::{
+    Dashboard, Period, TransactionPage, TransactionQuery, UserPage, UserQuery, WalletPage,
+    WalletQuery,
+};
+use wallet_core::audit::AuditQuery;
+use wallet_core::command::Command;
+use wallet_core::currency::CurrencyCode;
+use wallet_core::decide::{LinkRecord, MerchantRecord, Spend};
+use wallet_core::history::{HistoryFilter, HistoryPage};
+use wallet_core::identity::UserRecord;
+use wallet_core::ids::{MerchantId, TransactionId, UserId, WalletId};
+use wallet_core::limits::Limits;
+use wallet_core::notify::{Event, Notification};
+use wallet_core::payment_method::{PaymentMethod, PaymentMethodId};
+use wallet_core::reports::{EntryRange, SearchText};
+use wallet_core::store::{AuditPage, Login, Outcome, Store};
+use wallet_core::transaction::Transaction;
+use wallet_core::verify::VerifyReport;
+use wallet_core::wallet::WalletState;
+use wallet_core::{Error, Result, Timestamp};
+
+use crate::error::map_sqlx;
+
+/// Oldest MariaDB this backend is tested with.
+pub const MARIADB_MIN: (u32, u32) = (10, 6);
+/// Oldest MySQL this backend supports (CHECK constraints, `FOR UPDATE` semantics).
+pub const MYSQL_MIN: (u32, u32) = (8, 0);
+/// Most connections a pool may have.
+pub const CONNECTIONS_MAX: u32 = 1024;
+/// Most times a command is run again after a deadlock or lock-wait timeout.
+pub const RETRIES_MAX: u32 = 64;
+
+/// How the connection to the server is protected.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Tls {
+    /// Plain TCP. Only for a server on the same host or a private network.
+    Disabled,
+    /// TLS if the server offers it, plain otherwise (the MySQL clients' default).
+    #[default]
+    Preferred,
+    /// TLS, without checking the server's certificate.
+    Required,
+    /// TLS with a certificate signed by the given CA (or the system's roots if `None`).
+    VerifyCa(Option<PathBuf>),
+    /// As [`Tls::VerifyCa`], and the certificate must name the host connected to.
+    VerifyIdentity(Option<PathBuf>),
+}
+
+/// How to connect: pool, timeouts, TLS, retries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectOptions {
+    /// Most connections open at once (default 20, as the reference deployment).
+    pub max_connections: u32,
+    /// Connections kept open when idle (default 5).
+    pub min_connections: u32,
+    /// How long a call waits for a free connection before failing with
+    /// [`Error::StorageBusy`] (default 30 s).
+    pub acquire_timeout: Duration,
+    /// How long a statement waits for a row lock before the server gives up and the command
+    /// is retried (`innodb_lock_wait_timeout`, whole seconds, default 5 s).
+    pub lock_wait_timeout: Duration,
+    /// How many times a command is run again after a deadlock, a lock-wait timeout or a lost
+    /// race for a unique key (default 16). Backoff between attempts is exponential with full
+    /// jitter, from 1 ms up to 200 ms.
+    pub retries: u32,
+    /// TLS mode.
+    pub tls: Tls,
+    /// Prepared statements kept per connection (default 256).
+    pub statement_cache: usize,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        ConnectOptions {
+            max_connections: 20,
+            min_connections: 5,
+            acquire_timeout: Duration::from_secs(30),
+            lock_wait_timeout: Duration::from_secs(5),
+            retries: 16,
+            tls: Tls::Preferred,
+            statement_cache: 256,
+        }
+    }
+}
+
+impl ConnectOptions {
+    fn validate(&self) -> Result<()> {
+        let bad = |reason: &str| {
+            Err(Error::InvalidConfig {
+                reason: reason.into(),
+            })
+        };
+        if self.max_connections == 0 || self.max_connections > CONNECTIONS_MAX {
+            return bad("max_connections must be 1 to 1024");
+        }
+        if self.min_connections > self.max_connections {
+            return bad("min_connections must not exceed max_connections");
+        }
+        if self.retries > RETRIES_MAX {
+            return bad("retries must be at most 64");
+        }
+        if self.lock_wait_timeout.as_secs() == 0 || self.lock_wait_timeout.as_secs() > 3600 {
+            return bad("lock_wait_timeout must be 1 s to 1 h");
+        }
+        if self.acquire_timeout.is_zero() {
+            return bad("acquire_timeout must be positive");
+        }
+        Ok(())
+    }
+
+    fn apply(&self, url: &str) -> Result<MySqlConnectOptions> {
+        let parsed: MySqlConnectOptions =
+            url.parse().map_err(|e: sqlx::Error| Error::InvalidConfig {
+                reason: format!("bad MySQL URL: {}", redact(&e.to_string())),
+            })?;
+        let (mode, ca) = match &self.tls {
+            Tls::Disabled => (MySqlSslMode::Disabled, None),
+            Tls::Preferred => (MySqlSslMode::Preferred, None),
+            Tls::Required => (MySqlSslMode::Required, None),
+            Tls::VerifyCa(ca) => (MySqlSslMode::VerifyCa, ca.clone()),
+            Tls::VerifyIdentity(ca) => (MySqlSslMode::VerifyIdentity, ca.clone()),
+        };
+        let mut options = parsed
+            .ssl_mode(mode)
+            .charset("utf8mb4")
+            .statement_cache_capacity(self.statement_cache)
+            .log_statements(tracing::log::LevelFilter::Trace);
+        if let Some(ca) = ca {
+            options = options.ssl_ca(ca);
+        }
+        Ok(options)
+    }
+}
+
+/// Removes anything that looks like a password from a message about a URL.
+fn redact(message: &str) -> String {
+    if message.contains('@') {
+        "(details withheld: the URL may hold a password)".into()
+    } else {
+        message.into()
+    }
+}
+
+/// Settings every connection gets, whatever the server's defaults: row locks without gap
+/// locks and fresh reads after each lock (READ COMMITTED), strict types, UTC.
+async fn configure(conn: &mut MySqlConnection, lock_wait_secs: u64) -> sqlx::Result<()> {
+    conn.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+        .await?;
+    conn.execute(
+        "SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ZERO_DATE,NO_ZERO_IN_DATE,\
+         ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION'",
+    )
+    .await?;
+    conn.execute("SET SESSION time_zone = '+00:00'").await?;
+    sqlx::query("SET SESSION innodb_lock_wait_timeout = ?")
+        .bind(lock_wait_secs)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Checks the server is a MySQL or MariaDB version this backend supports.
+async fn check_server(conn: &mut MySqlConnection) -> Result<()> {
+    let version: String = sqlx::query_scalar("SELECT version()")
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(map_sqlx)?;
+    let mut parts = version
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|p| !p.is_empty())
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let found = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    let mariadb = version.to_ascii_lowercase().contains("mariadb");
+    // TiDB reports a MySQL-compatible version followed by its own ("8.0.11-TiDB-v7.5.0").
+    let minimum = if mariadb { MARIADB_MIN } else { MYSQL_MIN };
+    if found < minimum {
+        return Err(Error::InvalidConfig {
+            reason: format!(
+                "server version {version} is too old (need {} {}.{} or later)",
+                if mariadb { "MariaDB" } else { "MySQL" },
+                minimum.0,
+                minimum.1
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// A MySQL or MariaDB ledger store: a pool of connections, each command one transaction.
+///
+/// Cheap to clone; every clone shares the pool.
+#[derive(Clone)]
+pub struct MySqlStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: MySqlPool,
+    retries: u32,
+    writer: writer::Shared,
+}
+
+impl std::fmt::Debug for MySqlStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MySqlStore")
+            .field("connections", &self.inner.pool.size())
+            .field("idle", &self.inner.pool.num_idle())
+            .finish()
+    }
+}
+
+/// Brings the database at `url` to the schema this code uses. Needs DDL rights (CREATE,
+/// ALTER, INDEX); run it from a deployment step, not from the application, whose user needs
+/// only SELECT, INSERT, UPDATE and DELETE. Safe to run again and from several processes.
+pub async fn migrate(url: &str, options: &ConnectOptions) -> Result<()> {
+    options.validate()?;
+    let mut conn = options.apply(url)?.connect().await.map_err(map_sqlx)?;
+    check_server(&mut conn).await?;
+    configure(&mut conn, options.lock_wait_timeout.as_secs())
+        .await
+        .map_err(map_sqlx)?;
+    let result = schema::migrate(&mut conn).await;
+    let _ = conn.close().await;
+    result
+}
+
+impl MySqlStore {
+    /// Connects to the database at `url` (`mysql://user:password@host:port/database`).
+    ///
+    /// Refuses a server that is too old, and a database whose schema is older or newer than
+    /// this code ([`Error::SchemaVersion`]: run [`migrate`] first).
+    pub async fn connect(url: &str, options: ConnectOptions) -> Result<Self> {
+        options.validate()?;
+        let connect = options.apply(url)?;
+        let lock_wait = options.lock_wait_timeout.as_secs();
+        let pool = MySqlPoolOptions::new()
+            .max_connections(options.max_connections)
+            .min_connections(options.min_connections)
+            .acquire_timeout(options.acquire_timeout)
+            .test_before_acquire(false)
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move { configure(conn, lock_wait).await })
+            })
+            .connect_with(connect)
+            .await
+            .map_err(map_sqlx)?;
+        let checked = async {
+            let mut conn = pool.acquire().await.map_err(map_sqlx)?;
+            check_server(&mut conn).await?;
+            schema::check(&mut conn).await
+        }
+        .await;
+        if let Err(e) = checked {
+            pool.close().await;
+            return Err(e);
+        }
+        Ok(MySqlStore {
+            inner: Arc::new(Inner {
+                pool,
+                retries: options.retries,
+                writer: writer::Shared::default(),
+            }),
+        })
+    }
+
+    /// Closes every connection; calls afterwards fail with [`Error::Closed`].
+    pub async fn close(&self) {
+        self.inner.pool.close().await;
+    }
+
+    /// The pool's state: open connections and how many of them are idle.
+    pub fn pool_state(&self) -> (u32, usize) {
+        (self.inner.pool.size(), self.inner.pool.num_idle())
+    }
+
+    /// Runs `f` on a pooled connection.
+    async fn read<T>(&self, f: impl AsyncFnOnce(&mut MySqlConnection) -> Result<T>) -> Result<T> {
+        let mut conn = self.inner.pool.acquire().await.map_err(map_sqlx)?;
+        f(&mut conn).await
+    }
+
+    /// Runs `f` inside one read-only transaction that sees a single snapshot of the database.
+    async fn snapshot<T>(
+        &self,
+        f: impl AsyncFnOnce(&mut MySqlConnection) -> Result<T>,
+    ) -> Result<T> {
+        let mut conn = self.inner.pool.acquire().await.map_err(map_sqlx)?;
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            .await
+            .map_err(map_sqlx)?;
+        conn.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+            .await
+            .map_err(map_sqlx)?;
+        let result = f(&mut conn).await;
+        // A read-only transaction has nothing to commit; ending it releases the snapshot.
+        let end = conn.execute("COMMIT").await.map_err(map_sqlx);
+        let value = result?;
+        end?;
+        Ok(value)
+    }
+}
+
+impl Store for MySqlStore {
+    async fn execute(&self, command: Command) -> Result<Outcome> {
+        writer::execute(
+            &self.inner.pool,
+            &self.inner.writer,
+            self.inner.retries,
+            command,
+        )
+        .await
+    }
+
+    async fn wallet(&self, id: WalletId) -> Result<Option<WalletState>> {
+        self.read(async |c| queries::wallet(c, id).await).await
+    }
+
+    async fn wallets_of(&self, owner: UserId) -> Result<Vec<WalletState>> {
+        self.read(async |c| queries::wallets_of(c, owner).await)
+            .await
+    }
+
+    async fn transaction(&self, id: TransactionId) -> Result<Option<Transaction>> {
+        self.snapshot(async |c| queries::transaction(c, id).await)
+            .await
+    }
+
+    async fn history(&self, filter: HistoryFilter) -> Result<HistoryPage> {
+        self.snapshot(async |c| reads::history(c, &filter).await)
+            .await
+    }
+
+    async fn verify(&self) -> Result<VerifyReport> {
+        self.snapshot(async |c| reads::verify(c).await).await
+    }
+
+    async fn currencies(&self) -> Result<Vec<(CurrencyCode, u8)>> {
+        self.read(async |c| queries::currencies(c).await).await
+    }
+
+    async fn user(&self, id: UserId) -> Result<Option<UserRecord>> {
+        self.read(async |c| users::user(c, id).await).await
+    }
+
+    async fn user_by_login(&self, login: Login) -> Result<Option<UserRecord>> {
+        self.read(async |c| users::user_by_login(c, &login).await)
+            .await
+    }
+
+    async fn users(&self, query: UserQuery) -> Result<UserPage> {
+        self.snapshot(async |c| reads::list_users(c, &query).await)
+            .await
+    }
+
+    async fn list_wallets(&self, query: WalletQuery) -> Result<WalletPage> {
+        self.read(async |c| reads::list_wallets(c, &query).await)
+            .await
+    }
+
+    async fn list_transactions(&self, query: TransactionQuery) -> Result<TransactionPage> {
+        self.snapshot(async |c| reads::list_transactions(c, &query).await)
+            .await
+    }
+
+    async fn dashboard(&self, period: Period) -> Result<Dashboard> {
+        self.snapshot(async |c| reads::dashboard(c, period).await)
+            .await
+    }
+
+    async fn payment_method(&self, id: PaymentMethodId) -> Result<Option<PaymentMethod>> {
+        self.read(async |c| users::method(c, id).await).await
+    }
+
+    async fn payment_methods_of(&self, owner: UserId) -> Result<Vec<PaymentMethod>> {
+        self.read(async |c| users::methods_of(c, owner).await).await
+    }
+
+    async fn audit_log(&self, query: AuditQuery) -> Result<AuditPage> {
+        self.read(async |c| reads::audit_log(c, &query).await).await
+    }
+
+    async fn link(&self, code: wallet_core::links::LinkCode) -> Result<Option<LinkRecord>> {
+        self.read(async |c| payments::link(c, &code, false).await)
+            .await
+    }
+
+    async fn links_of(&self, wallet: WalletId, before: i64, limit: u32) -> Result<Vec<LinkRecord>> {
+        self.read(async |c| payments::links_of(c, wallet, before, limit).await)
+            .await
+    }
+
+    async fn merchant(&self, id: MerchantId) -> Result<Option<MerchantRecord>> {
+        self.read(async |c| payments::merchant(c, id).await).await
+    }
+
+    async fn limits(&self, wallet: WalletId) -> Result<Option<Limits>> {
+        self.read(async |c| payments::limits(c, wallet).await).await
+    }
+
+    async fn spent(&self, wallet: WalletId, day: Timestamp, month: Timestamp) -> Result<Spend> {
+        self.snapshot(async |c| {
+            let w = queries::wallet(c, wallet)
+                .await?
+                .ok_or(Error::WalletNotFound)?;
+            Ok(Spend {
+                today: queries::debits_since(c, &w, day).await?,
+                month: queries::debits_since(c, &w, month).await?,
+            })
+        })
+        .await
+    }
+
+    async fn notifications(
+        &self,
+        user: UserId,
+        unread_only: bool,
+        before: i64,
+        limit: u32,
+    ) -> Result<Vec<Notification>> {
+        self.read(async |c| payments::notifications(c, user, unread_only, before, limit).await)
+            .await
+    }
+
+    async fn unread_count(&self, user: UserId) -> Result<u64> {
+        self.read(async |c| payments::unread_count(c, user).await)
+            .await
+    }
+
+    async fn events(&self, after: i64, limit: u32) -> Result<Vec<Event>> {
+        self.read(async |c| events::events(c, after, limit).await)
+            .await
+    }
+
+    async fn entries_between(
+        &self,
+        wallet: WalletId,
+        since: Timestamp,
+        until: Timestamp,
+        max: u32,
+    ) -> Result<EntryRange> {
+        self.snapshot(async |c| reads::entries_between(c, wallet, since, until, max).await)
+            .await
+    }
+
+    async fn search(
+        &self,
+        wallet: WalletId,
+        needle: SearchText,
+        before_seq: Option<i64>,
+        limit: u32,
+    ) -> Result<HistoryPage> {
+        self.snapshot(async |c| reads::search(c, wallet, &needle, before_seq, limit).await)
+            .await
+    }
+}

@@ -1,0 +1,470 @@
+//! The SQL of wallets, currencies, transactions and entries, shared by commands and reads.
+//!
+//! Rows are read as the column tuples of [`wallet_core::stored`] and converted there, so every
+//! value read back is checked the same way as in the SQLite backend.
+
+use sqlx::MySqlConnection;
+use wallet_core::currency::{Currency, CurrencyCode};
+use wallet_core::decide::{Existing, NewWallet, PendingRecord, PostedLeg, Posting};
+use wallet_core::ids::{TransactionId, UserId, WalletId};
+use wallet_core::stored::{self, LegCols, PendingCols, TxnCols, WalletCols};
+use wallet_core::text::{Description, IdempotencyKey, Metadata};
+use wallet_core::transaction::Transaction;
+use wallet_core::wallet::{SystemAccount, WalletKind, WalletRecord, WalletState, WalletStatus};
+use wallet_core::{Error, Result, Timestamp};
+
+use crate::error::map_sqlx;
+
+/// A wallet and its latest entry (its head) in one statement; append a `WHERE`.
+macro_rules! wallet_select {
+    () => {
+        "SELECT w.id, w.owner_id, w.kind, w.currency, c.exponent, w.status, w.held,
+                w.created_at, w.updated_at, e.seq, e.balance_after, e.debits_after,
+                coalesce(t.completed_at, t.created_at)
+         FROM wallets w
+         JOIN currencies c ON c.code = w.currency
+         LEFT JOIN entries e ON e.wallet_id = w.id
+             AND e.seq = (SELECT max(seq) FROM entries WHERE wallet_id = w.id)
+         LEFT JOIN transactions t ON t.id = e.txn_id"
+    };
+}
+pub(crate) use wallet_select;
+
+/// `?, ?, ?` for an `IN` list of `n` values (at least one).
+pub(crate) fn placeholders(n: usize) -> String {
+    let mut s = String::from("?");
+    for _ in 1..n {
+        s.push_str(", ?");
+    }
+    s
+}
+
+/// A wallet or system account with its head.
+pub(crate) async fn wallet(
+    conn: &mut MySqlConnection,
+    id: WalletId,
+) -> Result<Option<WalletState>> {
+    let row: Option<WalletCols> = sqlx::query_as(concat!(wallet_select!(), " WHERE w.id = ?"))
+        .bind(id.get())
+        .fetch_optional(conn)
+        .await
+        .map_err(map_sqlx)?;
+    row.map(stored::wallet_state).transpose()
+}
+
+/// Wallets by id, in id order (missing ones left out).
+pub(crate) async fn wallets(
+    conn: &mut MySqlConnection,
+    ids: &[WalletId],
+) -> Result<Vec<WalletState>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "{} WHERE w.id IN ({}) ORDER BY w.id",
+        wallet_select!(),
+        placeholders(ids.len())
+    );
+    let mut q = sqlx::query_as::<_, WalletCols>(&sql);
+    for id in ids {
+        q = q.bind(id.get());
+    }
+    let rows = q.fetch_all(conn).await.map_err(map_sqlx)?;
+    rows.into_iter().map(stored::wallet_state).collect()
+}
+
+/// A user's wallets, ordered by id.
+pub(crate) async fn wallets_of(
+    conn: &mut MySqlConnection,
+    owner: UserId,
+) -> Result<Vec<WalletState>> {
+    let rows: Vec<WalletCols> = sqlx::query_as(concat!(
+        wallet_select!(),
+        " WHERE w.owner_id = ? ORDER BY w.id LIMIT ?"
+    ))
+    .bind(owner.get())
+    .bind(wallet_core::store::WALLETS_PER_OWNER_MAX)
+    .fetch_all(conn)
+    .await
+    .map_err(map_sqlx)?;
+    rows.into_iter().map(stored::wallet_state).collect()
+}
+
+/// The id of a currency's system account of `kind`.
+pub(crate) async fn system_account(
+    conn: &mut MySqlConnection,
+    kind: SystemAccount,
+    currency: CurrencyCode,
+) -> Result<Option<WalletId>> {
+    let id: Option<i64> = sqlx::query_scalar(
+        "SELECT id FROM wallets WHERE owner_id IS NULL AND kind = ? AND currency = ?",
+    )
+    .bind(kind.to_db())
+    .bind(currency.as_str())
+    .fetch_optional(conn)
+    .await
+    .map_err(map_sqlx)?;
+    id.map(stored::wallet_id).transpose()
+}
+
+/// The owner's wallet of this kind and currency, if any.
+pub(crate) async fn slot(
+    conn: &mut MySqlConnection,
+    owner: UserId,
+    kind: WalletKind,
+    currency: CurrencyCode,
+) -> Result<Option<WalletId>> {
+    let id: Option<i64> = sqlx::query_scalar(
+        "SELECT id FROM wallets WHERE owner_id = ? AND kind = ? AND currency = ?",
+    )
+    .bind(owner.get())
+    .bind(kind.to_db())
+    .bind(currency.as_str())
+    .fetch_optional(conn)
+    .await
+    .map_err(map_sqlx)?;
+    id.map(stored::wallet_id).transpose()
+}
+
+/// The exponent recorded for a currency, if it is recorded.
+pub(crate) async fn stored_exponent(
+    conn: &mut MySqlConnection,
+    code: CurrencyCode,
+) -> Result<Option<u8>> {
+    let e: Option<i64> = sqlx::query_scalar("SELECT exponent FROM currencies WHERE code = ?")
+        .bind(code.as_str())
+        .fetch_optional(conn)
+        .await
+        .map_err(map_sqlx)?;
+    e.map(|e| u8::try_from(e).map_err(|_| Error::corrupt("currency exponent")))
+        .transpose()
+}
+
+/// Every recorded currency.
+pub(crate) async fn currencies(conn: &mut MySqlConnection) -> Result<Vec<(CurrencyCode, u8)>> {
+    let rows: Vec<(String, i64)> =
+        sqlx::query_as("SELECT code, exponent FROM currencies ORDER BY code")
+            .fetch_all(conn)
+            .await
+            .map_err(map_sqlx)?;
+    rows.into_iter()
+        .map(|(code, exp)| {
+            let c = stored::currency(&code, exp)?;
+            Ok((c.code(), c.exponent()))
+        })
+        .collect()
+}
+
+/// The transaction an actor created with this key, if any.
+pub(crate) async fn existing(
+    conn: &mut MySqlConnection,
+    actor: UserId,
+    key: &IdempotencyKey,
+) -> Result<Option<Existing>> {
+    let row: Option<(i64, Vec<u8>)> = sqlx::query_as(
+        "SELECT id, fingerprint FROM transactions WHERE initiated_by = ? AND idempotency_key = ?",
+    )
+    .bind(actor.get())
+    .bind(key.as_str())
+    .fetch_optional(conn)
+    .await
+    .map_err(map_sqlx)?;
+    row.map(|(id, fp)| {
+        Ok(Existing {
+            id: stored::txn_id(id)?,
+            fingerprint: stored::fingerprint(&fp)?,
+        })
+    })
+    .transpose()
+}
+
+/// Records a currency and creates one of each system account for it.
+pub(crate) async fn register_currency(
+    conn: &mut MySqlConnection,
+    c: Currency,
+    at: Timestamp,
+) -> Result<()> {
+    sqlx::query("INSERT INTO currencies (code, exponent) VALUES (?, ?)")
+        .bind(c.code().as_str())
+        .bind(c.exponent())
+        .execute(&mut *conn)
+        .await
+        .map_err(map_sqlx)?;
+    for kind in SystemAccount::ALL {
+        sqlx::query(
+            "INSERT INTO wallets (owner_id, kind, currency, status, held, created_at, updated_at)
+             VALUES (NULL, ?, ?, ?, 0, ?, ?)",
+        )
+        .bind(kind.to_db())
+        .bind(c.code().as_str())
+        .bind(WalletStatus::Active.to_db())
+        .bind(at.as_micros())
+        .bind(at.as_micros())
+        .execute(&mut *conn)
+        .await
+        .map_err(map_sqlx)?;
+    }
+    Ok(())
+}
+
+/// Inserts a customer wallet and returns its id.
+pub(crate) async fn insert_wallet(conn: &mut MySqlConnection, w: &NewWallet) -> Result<WalletId> {
+    let done = sqlx::query(
+        "INSERT INTO wallets (owner_id, kind, currency, status, held, created_at, updated_at)
+         VALUES (?, ?, ?, ?, 0, ?, ?)",
+    )
+    .bind(w.owner.get())
+    .bind(w.kind.to_db())
+    .bind(w.currency.code().as_str())
+    .bind(w.status.to_db())
+    .bind(w.created_at.as_micros())
+    .bind(w.created_at.as_micros())
+    .execute(conn)
+    .await
+    .map_err(map_sqlx)?;
+    stored::wallet_id(last_id(done.last_insert_id())?)
+}
+
+/// An auto-increment id as the signed 64-bit value the domain uses.
+pub(crate) fn last_id(raw: u64) -> Result<i64> {
+    i64::try_from(raw).map_err(|_| Error::corrupt("row id out of range"))
+}
+
+/// Fails unless exactly one row changed.
+pub(crate) fn changed_one(n: u64, what: &str) -> Result<()> {
+    if n == 1 {
+        Ok(())
+    } else {
+        Err(Error::corrupt(format!("{what} vanished")))
+    }
+}
+
+/// Stores a wallet's status.
+pub(crate) async fn update_status(conn: &mut MySqlConnection, w: &WalletRecord) -> Result<()> {
+    let done = sqlx::query("UPDATE wallets SET status = ?, updated_at = ? WHERE id = ?")
+        .bind(w.status.to_db())
+        .bind(w.updated_at.as_micros())
+        .bind(w.id.get())
+        .execute(conn)
+        .await
+        .map_err(map_sqlx)?;
+    // MySQL counts rows whose values changed; an unchanged row is found, not missing.
+    if done.rows_affected() <= 1 {
+        Ok(())
+    } else {
+        Err(Error::corrupt("wallet id not unique"))
+    }
+}
+
+/// Stores what a wallet holds.
+pub(crate) async fn update_held(conn: &mut MySqlConnection, w: &WalletRecord) -> Result<()> {
+    sqlx::query("UPDATE wallets SET held = ?, updated_at = ? WHERE id = ?")
+        .bind(w.held_minor)
+        .bind(w.updated_at.as_micros())
+        .bind(w.id.get())
+        .execute(conn)
+        .await
+        .map_err(map_sqlx)?;
+    Ok(())
+}
+
+/// Inserts a transaction and its entries; returns the transaction id.
+pub(crate) async fn insert_posting(
+    conn: &mut MySqlConnection,
+    p: &Posting,
+) -> Result<TransactionId> {
+    let done = sqlx::query(
+        "INSERT INTO transactions (kind, status, amount, currency, description, metadata,
+             initiated_by, idempotency_key, fingerprint, created_at, completed_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(p.kind.to_db())
+    .bind(p.status.to_db())
+    .bind(p.amount_minor)
+    .bind(p.currency.code().as_str())
+    .bind(p.description.as_ref().map(Description::as_str))
+    .bind(p.metadata.as_ref().map(Metadata::to_json))
+    .bind(p.initiated_by.get())
+    .bind(p.idempotency_key.as_str())
+    .bind(&p.fingerprint.0[..])
+    .bind(p.created_at.as_micros())
+    .bind(p.completed_at.map(Timestamp::as_micros))
+    .execute(&mut *conn)
+    .await
+    .map_err(map_sqlx)?;
+    let id = stored::txn_id(last_id(done.last_insert_id())?)?;
+    insert_entries(conn, id, &p.legs).await?;
+    Ok(id)
+}
+
+/// Inserts the entries of transaction `id`, in one statement.
+pub(crate) async fn insert_entries(
+    conn: &mut MySqlConnection,
+    id: TransactionId,
+    legs: &[PostedLeg],
+) -> Result<()> {
+    if legs.is_empty() {
+        return Ok(());
+    }
+    let mut sql = String::from(
+        "INSERT INTO entries (wallet_id, seq, txn_id, amount, balance_after, debits_after) VALUES ",
+    );
+    for i in 0..legs.len() {
+        sql.push_str(if i == 0 {
+            "(?, ?, ?, ?, ?, ?)"
+        } else {
+            ", (?, ?, ?, ?, ?, ?)"
+        });
+    }
+    let mut q = sqlx::query(&sql);
+    for leg in legs {
+        q = q
+            .bind(leg.record.id.get())
+            .bind(leg.head.seq)
+            .bind(id.get())
+            .bind(leg.amount_minor)
+            .bind(leg.head.balance_minor)
+            .bind(leg.head.debits_minor);
+    }
+    q.execute(conn).await.map_err(map_sqlx)?;
+    Ok(())
+}
+
+/// The pending record of a transaction.
+pub(crate) async fn pending_of(
+    conn: &mut MySqlConnection,
+    txn: TransactionId,
+) -> Result<Option<PendingRecord>> {
+    let row: Option<PendingCols> = sqlx::query_as(
+        "SELECT txn_id, wallet_id, counter_id, amount, held, gateway_ref, expires_at, open
+         FROM pending WHERE txn_id = ?",
+    )
+    .bind(txn.get())
+    .fetch_optional(conn)
+    .await
+    .map_err(map_sqlx)?;
+    row.map(stored::pending).transpose()
+}
+
+/// A transaction with its legs, debits first.
+pub(crate) async fn transaction(
+    conn: &mut MySqlConnection,
+    id: TransactionId,
+) -> Result<Option<Transaction>> {
+    Ok(transaction_and_pending(conn, id).await?.map(|(t, _)| t))
+}
+
+/// A transaction with its legs, and its pending record as stored (holds, pending top-ups).
+pub(crate) async fn transaction_and_pending(
+    conn: &mut MySqlConnection,
+    id: TransactionId,
+) -> Result<Option<(Transaction, Option<PendingRecord>)>> {
+    let row: Option<TxnCols> = sqlx::query_as(
+        "SELECT t.kind, t.status, t.amount, t.currency, c.exponent, t.description, t.metadata,
+                t.initiated_by, t.idempotency_key, t.created_at, t.completed_at, t.refunded,
+                t.original_id
+         FROM transactions t JOIN currencies c ON c.code = t.currency WHERE t.id = ?",
+    )
+    .bind(id.get())
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(map_sqlx)?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let legs: Vec<LegCols> = sqlx::query_as(
+        "SELECT e.wallet_id, e.seq, e.amount, e.balance_after, w.owner_id, w.kind, w.currency,
+                c.exponent
+         FROM entries e JOIN wallets w ON w.id = e.wallet_id
+         JOIN currencies c ON c.code = w.currency
+         WHERE e.txn_id = ? ORDER BY e.amount, e.wallet_id",
+    )
+    .bind(id.get())
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(map_sqlx)?;
+    let legs = legs
+        .into_iter()
+        .map(stored::leg)
+        .collect::<Result<Vec<_>>>()?;
+    let pending = pending_of(conn, id).await?;
+    let transaction = stored::transaction(id, row, legs, pending.as_ref())?;
+    Ok(Some((transaction, pending)))
+}
+
+/// Posting time of entry `seq` of `wallet`.
+async fn entry_time(conn: &mut MySqlConnection, wallet: WalletId, seq: i64) -> Result<Timestamp> {
+    let at: Option<i64> = sqlx::query_scalar(
+        "SELECT coalesce(t.completed_at, t.created_at) FROM entries e
+         JOIN transactions t ON t.id = e.txn_id WHERE e.wallet_id = ? AND e.seq = ?",
+    )
+    .bind(wallet.get())
+    .bind(seq)
+    .fetch_optional(conn)
+    .await
+    .map_err(map_sqlx)?;
+    at.map(Timestamp::from_micros)
+        .ok_or_else(|| Error::corrupt(format!("entry {seq} of wallet {wallet} missing")))
+}
+
+/// The smallest `seq` in `1..=last` posted at or after `t` (`last + 1` if none): a binary
+/// search over the wallet's chain, which is in time order.
+pub(crate) async fn first_seq_at_or_after(
+    conn: &mut MySqlConnection,
+    wallet: WalletId,
+    last: i64,
+    t: Timestamp,
+) -> Result<i64> {
+    let (mut lo, mut hi) = (1i64, last + 1);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if entry_time(conn, wallet, mid).await? >= t {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    Ok(lo)
+}
+
+/// Balance and running debits after entry `seq` (zero before the first entry).
+pub(crate) async fn sums_at(
+    conn: &mut MySqlConnection,
+    wallet: WalletId,
+    seq: i64,
+) -> Result<(i64, i64)> {
+    if seq < 1 {
+        return Ok((0, 0));
+    }
+    let row: Option<(i64, i64)> = sqlx::query_as(
+        "SELECT balance_after, debits_after FROM entries WHERE wallet_id = ? AND seq = ?",
+    )
+    .bind(wallet.get())
+    .bind(seq)
+    .fetch_optional(conn)
+    .await
+    .map_err(map_sqlx)?;
+    row.ok_or_else(|| Error::corrupt(format!("entry {seq} of wallet {wallet} missing")))
+}
+
+/// Posted debits of `w` since `start` (the start of a limit window).
+pub(crate) async fn debits_since(
+    conn: &mut MySqlConnection,
+    w: &WalletState,
+    start: Timestamp,
+) -> Result<i64> {
+    if w.head.seq == 0 || w.head.last_at < start {
+        return Ok(0);
+    }
+    let first = first_seq_at_or_after(conn, w.record.id, w.head.seq, start).await?;
+    let before = sums_at(conn, w.record.id, first - 1).await?.1;
+    // Running totals are kept modulo 2^64 (as in the SQLite backend); their difference is
+    // exact as long as the window's debits fit in an i64.
+    i64::try_from(
+        w.head
+            .debits_minor
+            .cast_unsigned()
+            .wrapping_sub(before.cast_unsigned()),
+    )
+    .map_err(|_| Error::AmountOverflow)
+}

@@ -1,0 +1,333 @@
+//! The schema and its versioned migrations.
+//!
+//! Tables and columns are those of the SQLite backend, with the same names, order and meaning
+//! (so one portable format serves both), in MySQL types: InnoDB, `utf8mb4` with binary
+//! collation (text compares exactly, as in SQLite), money and timestamps as `BIGINT` (minor
+//! units, microseconds since the Unix epoch), enumerations as small integers.
+//!
+//! MySQL commits every DDL statement on its own, so a migration cannot be one transaction.
+//! Instead every statement of a migration is idempotent (`CREATE TABLE IF NOT EXISTS`, indexes
+//! declared inside their table, seed rows with `INSERT IGNORE`), and the version row is bumped
+//! after the last one: a migration interrupted anywhere is finished by running it again.
+//! Migrations take a named server lock, so two processes never run them at once.
+//!
+//! The `wallet_schema` row marks the database as a wallet database: `migrate` refuses a
+//! database that holds other tables but not that row.
+
+use sqlx::{Connection, MySqlConnection};
+use wallet_core::{Error, Result};
+
+use crate::error::map_sqlx;
+
+/// What the version row's `application` column holds.
+const APPLICATION: &str = "wallet-ledger";
+
+/// Migrations in order; migration `i` takes the schema from version `i` to `i + 1`. Each is a
+/// list of idempotent statements.
+pub(crate) const MIGRATIONS: &[&[&str]] = &[&[
+    "CREATE TABLE IF NOT EXISTS currencies (
+        code     VARCHAR(12) NOT NULL PRIMARY KEY,
+        exponent BIGINT NOT NULL CHECK (exponent BETWEEN 0 AND 18)
+    ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin",
+    // Customer wallets (owner set, kind < 100) and system accounts (no owner, kind >= 100).
+    // A wallet's balance is not stored here: it is the balance_after of its latest entry.
+    // `(owner_id, kind, currency)` is unique for customers; MySQL lets NULL owners repeat, and
+    // system accounts are only created together with their currency's row, whose primary key
+    // makes a second creation fail.
+    "CREATE TABLE IF NOT EXISTS wallets (
+        id         BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+        owner_id   BIGINT NULL,
+        kind       BIGINT NOT NULL,
+        currency   VARCHAR(12) NOT NULL,
+        status     BIGINT NOT NULL,
+        held       BIGINT NOT NULL DEFAULT 0 CHECK (held >= 0),
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL,
+        UNIQUE KEY wallets_by_owner (owner_id, kind, currency),
+        KEY wallets_by_currency (currency),
+        KEY wallets_by_status (status, id)
+    ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin",
+    "CREATE TABLE IF NOT EXISTS transactions (
+        id              BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+        kind            BIGINT NOT NULL,
+        status          BIGINT NOT NULL,
+        amount          BIGINT NOT NULL CHECK (amount > 0),
+        currency        VARCHAR(12) NOT NULL,
+        description     TEXT NULL,
+        metadata        TEXT NULL,
+        initiated_by    BIGINT NOT NULL,
+        idempotency_key VARCHAR(128) NOT NULL,
+        fingerprint     VARBINARY(16) NOT NULL,
+        created_at      BIGINT NOT NULL,
+        completed_at    BIGINT NULL,
+        refunded        BIGINT NOT NULL DEFAULT 0 CHECK (refunded >= 0),
+        original_id     BIGINT NULL,
+        UNIQUE KEY transactions_by_key (initiated_by, idempotency_key),
+        KEY transactions_by_time (created_at)
+    ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin",
+    // Each account's entries form a chain numbered 1, 2, 3, ... (seq), clustered by
+    // (wallet_id, seq): a wallet's history is one range and its latest entry one seek.
+    "CREATE TABLE IF NOT EXISTS entries (
+        wallet_id     BIGINT NOT NULL,
+        seq           BIGINT NOT NULL CHECK (seq > 0),
+        txn_id        BIGINT NOT NULL,
+        amount        BIGINT NOT NULL CHECK (amount <> 0),
+        balance_after BIGINT NOT NULL,
+        debits_after  BIGINT NOT NULL,
+        PRIMARY KEY (wallet_id, seq),
+        KEY entries_by_txn (txn_id)
+    ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin",
+    // Username and e-mail are stored normalized, so a binary unique key makes them unique
+    // case-insensitively. A deleted user keeps the row with personal data erased (NULL).
+    "CREATE TABLE IF NOT EXISTS users (
+        id            BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+        username      VARCHAR(32) NULL,
+        email         VARCHAR(254) NULL,
+        full_name     VARCHAR(100) NULL,
+        phone         VARCHAR(32) NULL,
+        national_id   VARCHAR(32) NULL,
+        role          BIGINT NOT NULL,
+        active        BIGINT NOT NULL,
+        kyc           BIGINT NOT NULL,
+        kyc_reason    VARCHAR(500) NULL,
+        password      TEXT NULL,
+        token_version BIGINT NOT NULL,
+        created_at    BIGINT NOT NULL,
+        updated_at    BIGINT NOT NULL,
+        deleted_at    BIGINT NULL,
+        UNIQUE KEY users_by_username (username),
+        UNIQUE KEY users_by_email (email),
+        KEY users_by_role (role, active)
+    ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin",
+    "CREATE TABLE IF NOT EXISTS audit_log (
+        id       BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+        at       BIGINT NOT NULL,
+        actor_id BIGINT NULL,
+        action   BIGINT NOT NULL,
+        target   VARCHAR(64) NULL,
+        detail   TEXT NULL,
+        outcome  VARCHAR(64) NOT NULL,
+        KEY audit_by_actor (actor_id, id),
+        KEY audit_by_target (target, id),
+        KEY audit_by_time (at)
+    ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin",
+    // At most one default per owner: `default_owner` is the owner of a default method and
+    // NULL otherwise, and NULLs may repeat in a unique key.
+    "CREATE TABLE IF NOT EXISTS payment_methods (
+        id            BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+        owner_id      BIGINT NOT NULL,
+        kind          BIGINT NOT NULL,
+        provider      VARCHAR(64) NOT NULL,
+        token         VARCHAR(512) NOT NULL,
+        display       TEXT NOT NULL,
+        nickname      VARCHAR(100) NULL,
+        is_default    BIGINT NOT NULL,
+        verified      BIGINT NOT NULL,
+        status        BIGINT NOT NULL,
+        created_at    BIGINT NOT NULL,
+        updated_at    BIGINT NOT NULL,
+        default_owner BIGINT AS (IF(is_default = 1, owner_id, NULL)) STORED,
+        KEY payment_methods_by_owner (owner_id, id),
+        UNIQUE KEY payment_methods_default (default_owner)
+    ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin",
+    // Holds and pending top-ups; `open` leads the due index (no partial indexes in MySQL).
+    "CREATE TABLE IF NOT EXISTS pending (
+        txn_id      BIGINT NOT NULL PRIMARY KEY,
+        wallet_id   BIGINT NOT NULL,
+        counter_id  BIGINT NULL,
+        amount      BIGINT NOT NULL CHECK (amount > 0),
+        held        BIGINT NOT NULL CHECK (held >= 0),
+        gateway_ref VARCHAR(128) NULL,
+        expires_at  BIGINT NOT NULL,
+        open        BIGINT NOT NULL,
+        UNIQUE KEY pending_by_gateway (gateway_ref),
+        KEY pending_due (open, expires_at),
+        KEY pending_by_wallet (wallet_id, open, expires_at)
+    ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin",
+    "CREATE TABLE IF NOT EXISTS wallet_limits (
+        wallet_id       BIGINT NOT NULL PRIMARY KEY,
+        per_transaction BIGINT NOT NULL CHECK (per_transaction >= 0),
+        daily           BIGINT NOT NULL,
+        monthly         BIGINT NOT NULL
+    ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin",
+    "CREATE TABLE IF NOT EXISTS merchants (
+        id         BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+        wallet_id  BIGINT NOT NULL,
+        name       VARCHAR(500) NOT NULL,
+        created_at BIGINT NOT NULL,
+        UNIQUE KEY merchants_by_wallet (wallet_id)
+    ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin",
+    "CREATE TABLE IF NOT EXISTS merchant_orders (
+        merchant_id BIGINT NOT NULL,
+        order_id    VARCHAR(128) NOT NULL,
+        txn_id      BIGINT NOT NULL,
+        PRIMARY KEY (merchant_id, order_id),
+        UNIQUE KEY merchant_orders_by_txn (txn_id)
+    ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin",
+    "CREATE TABLE IF NOT EXISTS payment_links (
+        id              BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+        code            VARBINARY(16) NOT NULL,
+        wallet_id       BIGINT NOT NULL,
+        amount          BIGINT NOT NULL CHECK (amount > 0),
+        description     TEXT NULL,
+        status          BIGINT NOT NULL,
+        expires_at      BIGINT NOT NULL,
+        paid_txn        BIGINT NULL,
+        created_by      BIGINT NOT NULL,
+        idempotency_key VARCHAR(128) NOT NULL,
+        fingerprint     VARBINARY(16) NOT NULL,
+        created_at      BIGINT NOT NULL,
+        UNIQUE KEY payment_links_by_code (code),
+        UNIQUE KEY payment_links_by_key (created_by, idempotency_key),
+        KEY payment_links_by_wallet (wallet_id, id)
+    ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin",
+    "CREATE TABLE IF NOT EXISTS notifications (
+        id         BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+        user_id    BIGINT NOT NULL,
+        kind       BIGINT NOT NULL,
+        priority   BIGINT NOT NULL,
+        title      TEXT NOT NULL,
+        message    TEXT NOT NULL,
+        `read`     BIGINT NOT NULL,
+        created_at BIGINT NOT NULL,
+        KEY notifications_by_user (user_id, id),
+        KEY notifications_unread (user_id, `read`, id)
+    ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin",
+    // The outbox. Concurrent transactions take auto-increment ids in one order and commit in
+    // another, so `id` alone would let a reader skip an event committed late. `seq` is given
+    // by the sequencer (see `events.rs`) to committed events only, in the order it finds them:
+    // a reader paging by `seq` misses nothing.
+    "CREATE TABLE IF NOT EXISTS events (
+        id      BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+        at      BIGINT NOT NULL,
+        kind    VARCHAR(64) NOT NULL,
+        subject VARCHAR(128) NOT NULL,
+        payload TEXT NOT NULL,
+        seq     BIGINT NULL,
+        UNIQUE KEY events_by_seq (seq)
+    ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin",
+    "CREATE TABLE IF NOT EXISTS event_sequence (
+        id       BIGINT NOT NULL PRIMARY KEY,
+        last_seq BIGINT NOT NULL
+    ) ENGINE = InnoDB",
+    "INSERT IGNORE INTO event_sequence (id, last_seq) VALUES (1, 0)",
+]];
+
+/// The schema version this code reads and writes.
+pub(crate) fn latest_version() -> i64 {
+    // The migration list is a short constant; its length always fits in an i64.
+    i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX)
+}
+
+/// The version recorded in the database (0: none), or an error if the database is not ours.
+pub(crate) async fn version(conn: &mut MySqlConnection) -> Result<i64> {
+    let has_table: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM information_schema.tables
+         WHERE table_schema = DATABASE() AND table_name = 'wallet_schema'",
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(map_sqlx)?;
+    if has_table == 0 {
+        let tables: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = DATABASE()",
+        )
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(map_sqlx)?;
+        return if tables == 0 { Ok(0) } else { Err(not_ours()) };
+    }
+    let row: Option<(String, i64)> =
+        sqlx::query_as("SELECT application, version FROM wallet_schema WHERE id = 1")
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(map_sqlx)?;
+    match row {
+        None => Ok(0),
+        Some((app, v)) if app == APPLICATION => Ok(v),
+        Some(_) => Err(not_ours()),
+    }
+}
+
+fn not_ours() -> Error {
+    Error::StorageCorrupt {
+        detail: "not a wallet database (other tables and no wallet_schema row)".into(),
+    }
+}
+
+/// Checks the database holds exactly the schema this code uses.
+pub(crate) async fn check(conn: &mut MySqlConnection) -> Result<()> {
+    let found = version(conn).await?;
+    if found != latest_version() {
+        return Err(Error::SchemaVersion {
+            found,
+            supported: latest_version(),
+        });
+    }
+    Ok(())
+}
+
+/// Brings the schema to the latest version (needs DDL rights). Safe to run again, and from
+/// several processes at once.
+pub(crate) async fn migrate(conn: &mut MySqlConnection) -> Result<()> {
+    let locked: Option<i64> = sqlx::query_scalar("SELECT GET_LOCK('wallet_ledger_migrate', 60)")
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(map_sqlx)?;
+    if locked != Some(1) {
+        return Err(Error::StorageBusy);
+    }
+    let result = migrate_locked(conn).await;
+    let _ = sqlx::query("DO RELEASE_LOCK('wallet_ledger_migrate')")
+        .execute(&mut *conn)
+        .await;
+    result
+}
+
+async fn migrate_locked(conn: &mut MySqlConnection) -> Result<()> {
+    let version = version(conn).await?;
+    if !(0..=latest_version()).contains(&version) {
+        return Err(Error::SchemaVersion {
+            found: version,
+            supported: latest_version(),
+        });
+    }
+    sqlx::query(
+        "CREATE TABLE IF NOT EXISTS wallet_schema (
+            id          BIGINT NOT NULL PRIMARY KEY,
+            application VARCHAR(32) NOT NULL,
+            version     BIGINT NOT NULL
+        ) ENGINE = InnoDB",
+    )
+    .execute(&mut *conn)
+    .await
+    .map_err(map_sqlx)?;
+    sqlx::query("INSERT IGNORE INTO wallet_schema (id, application, version) VALUES (1, ?, 0)")
+        .bind(APPLICATION)
+        .execute(&mut *conn)
+        .await
+        .map_err(map_sqlx)?;
+    for (from, statements) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .skip(usize::try_from(version).unwrap_or(0))
+    {
+        let from = i64::try_from(from).unwrap_or(i64::MAX);
+        for statement in *statements {
+            sqlx::raw_sql(statement)
+                .execute(&mut *conn)
+                .await
+                .map_err(map_sqlx)?;
+        }
+        let mut tx = conn.begin().await.map_err(map_sqlx)?;
+        sqlx::query("UPDATE wallet_schema SET version = ? WHERE id = 1 AND version = ?")
+            .bind(from + 1)
+            .bind(from)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_sqlx)?;
+        tx.commit().await.map_err(map_sqlx)?;
+        tracing::info!(from, to = from + 1, "migrated wallet schema");
+    }
+    Ok(())
+}
