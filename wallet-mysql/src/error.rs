@@ -17,6 +17,9 @@ const READ_ONLY: [u16; 2] = [1290, 1792];
 /// ER_RECORD_FILE_FULL, ER_DISK_FULL (and "out of disk space" variants).
 const FULL: [u16; 3] = [1114, 1021, 3_023];
 
+/// How an unretried lost race for a unique key starts its detail (the writer retries those).
+pub(crate) const DUPLICATE_DETAIL: &str = "unique key violated";
+
 /// The server's error number, if `e` is an error the server reported.
 pub(crate) fn server_code(e: &sqlx::Error) -> Option<u16> {
     match e {
@@ -24,29 +27,6 @@ pub(crate) fn server_code(e: &sqlx::Error) -> Option<u16> {
             .try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
             .map(sqlx::mysql::MySqlDatabaseError::number),
         _ => None,
-    }
-}
-
-/// How a failed attempt should be handled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Retry {
-    /// The server rolled the transaction back because of contention: run the command again.
-    Contention,
-    /// A concurrent transaction inserted the same unique value first: run the command again,
-    /// so its decision sees that row (a replay, a conflict, a taken name).
-    Duplicate,
-    /// Not worth retrying.
-    No,
-}
-
-/// Whether the command that failed with `e` may be run again from the start.
-pub(crate) fn retry_of(e: &sqlx::Error) -> Retry {
-    match server_code(e) {
-        Some(DEADLOCK | LOCK_WAIT_TIMEOUT | CHANGED_SINCE_READ | TIDB_WRITE_CONFLICT) => {
-            Retry::Contention
-        }
-        Some(DUPLICATE) => Retry::Duplicate,
-        _ => Retry::No,
     }
 }
 
@@ -60,7 +40,7 @@ pub(crate) fn map_sqlx(e: sqlx::Error) -> Error {
             c if READ_ONLY.contains(&c) => Error::StorageReadOnly,
             c if FULL.contains(&c) => Error::StorageFull,
             DUPLICATE => Error::Internal {
-                detail: format!("unique key violated: {e}"),
+                detail: format!("{DUPLICATE_DETAIL}: {e}"),
             },
             _ => Error::Storage {
                 detail: e.to_string(),

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions, MySqlSslMode};
-use sqlx::{ConnectOptions, Connection, Executor, MySqlConnection};
+use sqlx::{ConnectOptions as _, Connection, Executor, MySqlConnection};
 use wallet_core::admin::{
     Dashboard, Period, TransactionPage, TransactionQuery, UserPage, UserQuery, WalletPage,
     WalletQuery,
@@ -216,6 +216,8 @@ struct Inner {
     pool: MySqlPool,
     retries: u32,
     writer: writer::Shared,
+    /// Kept alive as long as the store (see [`MySqlStore::with_guard`]).
+    guard: Option<Box<dyn std::any::Any + Send + Sync>>,
 }
 
 impl std::fmt::Debug for MySqlStore {
@@ -277,8 +279,19 @@ impl MySqlStore {
                 pool,
                 retries: options.retries,
                 writer: writer::Shared::default(),
+                guard: None,
             }),
         })
+    }
+
+    /// Keeps `guard` alive until the last clone of this store is dropped (tests use it to
+    /// drop a scratch database once its store is gone). Has no effect on a store that has
+    /// been cloned already.
+    pub fn with_guard(mut self, guard: impl Send + Sync + 'static) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.guard = Some(Box::new(guard));
+        }
+        self
     }
 
     /// Closes every connection; calls afterwards fail with [`Error::Closed`].

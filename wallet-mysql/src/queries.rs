@@ -28,6 +28,7 @@ macro_rules! wallet_select {
          LEFT JOIN transactions t ON t.id = e.txn_id"
     };
 }
+#[allow(unused_imports)]
 pub(crate) use wallet_select;
 
 /// `?, ?, ?` for an `IN` list of `n` values (at least one).

@@ -1,9 +1,16 @@
 //! The schema and its versioned migrations.
 //!
 //! Tables and columns are those of the SQLite backend, with the same names, order and meaning
-//! (so one portable format serves both), in MySQL types: InnoDB, `utf8mb4` with binary
-//! collation (text compares exactly, as in SQLite), money and timestamps as `BIGINT` (minor
-//! units, microseconds since the Unix epoch), enumerations as small integers.
+//! (so one portable format serves both), in MySQL types: InnoDB, `utf8mb4`, money and
+//! timestamps as `BIGINT` (minor units, microseconds since the Unix epoch), enumerations as
+//! small integers.
+//!
+//! Collations: every column compared by a unique key holds ASCII only (the domain types
+//! guarantee it). Those stored normalized (usernames, e-mail addresses, currency codes) use
+//! `ascii_general_ci`; those compared exactly and case-sensitively (idempotency keys, gateway
+//! references, order ids, audit targets) use `latin1_general_cs`. Free text uses
+//! `utf8mb4_unicode_ci` and is never compared by the database. Binary (`_bin`) collations are
+//! avoided on purpose: the driver reads their values as bytes, not text.
 //!
 //! MySQL commits every DDL statement on its own, so a migration cannot be one transaction.
 //! Instead every statement of a migration is idempotent (`CREATE TABLE IF NOT EXISTS`, indexes
@@ -26,9 +33,9 @@ const APPLICATION: &str = "wallet-ledger";
 /// list of idempotent statements.
 pub(crate) const MIGRATIONS: &[&[&str]] = &[&[
     "CREATE TABLE IF NOT EXISTS currencies (
-        code     VARCHAR(12) NOT NULL PRIMARY KEY,
+        code     VARCHAR(12) CHARACTER SET ascii COLLATE ascii_general_ci NOT NULL PRIMARY KEY,
         exponent BIGINT NOT NULL CHECK (exponent BETWEEN 0 AND 18)
-    ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin",
+    ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_unicode_ci",
     // Customer wallets (owner set, kind < 100) and system accounts (no owner, kind >= 100).
     // A wallet's balance is not stored here: it is the balance_after of its latest entry.
     // `(owner_id, kind, currency)` is unique for customers; MySQL lets NULL owners repeat, and
@@ -38,7 +45,7 @@ pub(crate) const MIGRATIONS: &[&[&str]] = &[&[
         id         BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
         owner_id   BIGINT NULL,
         kind       BIGINT NOT NULL,
-        currency   VARCHAR(12) NOT NULL,
+        currency   VARCHAR(12) CHARACTER SET ascii COLLATE ascii_general_ci NOT NULL,
         status     BIGINT NOT NULL,
         held       BIGINT NOT NULL DEFAULT 0 CHECK (held >= 0),
         created_at BIGINT NOT NULL,
@@ -46,17 +53,17 @@ pub(crate) const MIGRATIONS: &[&[&str]] = &[&[
         UNIQUE KEY wallets_by_owner (owner_id, kind, currency),
         KEY wallets_by_currency (currency),
         KEY wallets_by_status (status, id)
-    ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin",
+    ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_unicode_ci",
     "CREATE TABLE IF NOT EXISTS transactions (
         id              BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
         kind            BIGINT NOT NULL,
         status          BIGINT NOT NULL,
         amount          BIGINT NOT NULL CHECK (amount > 0),
-        currency        VARCHAR(12) NOT NULL,
+        currency        VARCHAR(12) CHARACTER SET ascii COLLATE ascii_general_ci NOT NULL,
         description     TEXT NULL,
         metadata        TEXT NULL,
         initiated_by    BIGINT NOT NULL,
-        idempotency_key VARCHAR(128) NOT NULL,
+        idempotency_key VARCHAR(128) CHARACTER SET latin1 COLLATE latin1_general_cs NOT NULL,
         fingerprint     VARBINARY(16) NOT NULL,
         created_at      BIGINT NOT NULL,
         completed_at    BIGINT NULL,
@@ -64,7 +71,7 @@ pub(crate) const MIGRATIONS: &[&[&str]] = &[&[
         original_id     BIGINT NULL,
         UNIQUE KEY transactions_by_key (initiated_by, idempotency_key),
         KEY transactions_by_time (created_at)
-    ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin",
+    ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_unicode_ci",
     // Each account's entries form a chain numbered 1, 2, 3, ... (seq), clustered by
     // (wallet_id, seq): a wallet's history is one range and its latest entry one seek.
     "CREATE TABLE IF NOT EXISTS entries (
@@ -76,13 +83,13 @@ pub(crate) const MIGRATIONS: &[&[&str]] = &[&[
         debits_after  BIGINT NOT NULL,
         PRIMARY KEY (wallet_id, seq),
         KEY entries_by_txn (txn_id)
-    ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin",
+    ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_unicode_ci",
     // Username and e-mail are stored normalized, so a binary unique key makes them unique
     // case-insensitively. A deleted user keeps the row with personal data erased (NULL).
     "CREATE TABLE IF NOT EXISTS users (
         id            BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
-        username      VARCHAR(32) NULL,
-        email         VARCHAR(254) NULL,
+        username      VARCHAR(32) CHARACTER SET ascii COLLATE ascii_general_ci NULL,
+        email         VARCHAR(254) CHARACTER SET ascii COLLATE ascii_general_ci NULL,
         full_name     VARCHAR(100) NULL,
         phone         VARCHAR(32) NULL,
         national_id   VARCHAR(32) NULL,
@@ -98,19 +105,19 @@ pub(crate) const MIGRATIONS: &[&[&str]] = &[&[
         UNIQUE KEY users_by_username (username),
         UNIQUE KEY users_by_email (email),
         KEY users_by_role (role, active)
-    ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin",
+    ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_unicode_ci",
     "CREATE TABLE IF NOT EXISTS audit_log (
         id       BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
         at       BIGINT NOT NULL,
         actor_id BIGINT NULL,
         action   BIGINT NOT NULL,
-        target   VARCHAR(64) NULL,
+        target   VARCHAR(64) CHARACTER SET latin1 COLLATE latin1_general_cs NULL,
         detail   TEXT NULL,
         outcome  VARCHAR(64) NOT NULL,
         KEY audit_by_actor (actor_id, id),
         KEY audit_by_target (target, id),
         KEY audit_by_time (at)
-    ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin",
+    ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_unicode_ci",
     // At most one default per owner: `default_owner` is the owner of a default method and
     // NULL otherwise, and NULLs may repeat in a unique key.
     "CREATE TABLE IF NOT EXISTS payment_methods (
@@ -129,7 +136,7 @@ pub(crate) const MIGRATIONS: &[&[&str]] = &[&[
         default_owner BIGINT AS (IF(is_default = 1, owner_id, NULL)) STORED,
         KEY payment_methods_by_owner (owner_id, id),
         UNIQUE KEY payment_methods_default (default_owner)
-    ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin",
+    ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_unicode_ci",
     // Holds and pending top-ups; `open` leads the due index (no partial indexes in MySQL).
     "CREATE TABLE IF NOT EXISTS pending (
         txn_id      BIGINT NOT NULL PRIMARY KEY,
@@ -137,33 +144,33 @@ pub(crate) const MIGRATIONS: &[&[&str]] = &[&[
         counter_id  BIGINT NULL,
         amount      BIGINT NOT NULL CHECK (amount > 0),
         held        BIGINT NOT NULL CHECK (held >= 0),
-        gateway_ref VARCHAR(128) NULL,
+        gateway_ref VARCHAR(128) CHARACTER SET latin1 COLLATE latin1_general_cs NULL,
         expires_at  BIGINT NOT NULL,
         open        BIGINT NOT NULL,
         UNIQUE KEY pending_by_gateway (gateway_ref),
         KEY pending_due (open, expires_at),
         KEY pending_by_wallet (wallet_id, open, expires_at)
-    ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin",
+    ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_unicode_ci",
     "CREATE TABLE IF NOT EXISTS wallet_limits (
         wallet_id       BIGINT NOT NULL PRIMARY KEY,
         per_transaction BIGINT NOT NULL CHECK (per_transaction >= 0),
         daily           BIGINT NOT NULL,
         monthly         BIGINT NOT NULL
-    ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin",
+    ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_unicode_ci",
     "CREATE TABLE IF NOT EXISTS merchants (
         id         BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
         wallet_id  BIGINT NOT NULL,
         name       VARCHAR(500) NOT NULL,
         created_at BIGINT NOT NULL,
         UNIQUE KEY merchants_by_wallet (wallet_id)
-    ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin",
+    ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_unicode_ci",
     "CREATE TABLE IF NOT EXISTS merchant_orders (
         merchant_id BIGINT NOT NULL,
-        order_id    VARCHAR(128) NOT NULL,
+        order_id    VARCHAR(128) CHARACTER SET latin1 COLLATE latin1_general_cs NOT NULL,
         txn_id      BIGINT NOT NULL,
         PRIMARY KEY (merchant_id, order_id),
         UNIQUE KEY merchant_orders_by_txn (txn_id)
-    ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin",
+    ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_unicode_ci",
     "CREATE TABLE IF NOT EXISTS payment_links (
         id              BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
         code            VARBINARY(16) NOT NULL,
@@ -174,13 +181,13 @@ pub(crate) const MIGRATIONS: &[&[&str]] = &[&[
         expires_at      BIGINT NOT NULL,
         paid_txn        BIGINT NULL,
         created_by      BIGINT NOT NULL,
-        idempotency_key VARCHAR(128) NOT NULL,
+        idempotency_key VARCHAR(128) CHARACTER SET latin1 COLLATE latin1_general_cs NOT NULL,
         fingerprint     VARBINARY(16) NOT NULL,
         created_at      BIGINT NOT NULL,
         UNIQUE KEY payment_links_by_code (code),
         UNIQUE KEY payment_links_by_key (created_by, idempotency_key),
         KEY payment_links_by_wallet (wallet_id, id)
-    ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin",
+    ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_unicode_ci",
     "CREATE TABLE IF NOT EXISTS notifications (
         id         BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
         user_id    BIGINT NOT NULL,
@@ -192,7 +199,7 @@ pub(crate) const MIGRATIONS: &[&[&str]] = &[&[
         created_at BIGINT NOT NULL,
         KEY notifications_by_user (user_id, id),
         KEY notifications_unread (user_id, `read`, id)
-    ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin",
+    ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_unicode_ci",
     // The outbox. Concurrent transactions take auto-increment ids in one order and commit in
     // another, so `id` alone would let a reader skip an event committed late. `seq` is given
     // by the sequencer (see `events.rs`) to committed events only, in the order it finds them:
@@ -205,7 +212,7 @@ pub(crate) const MIGRATIONS: &[&[&str]] = &[&[
         payload TEXT NOT NULL,
         seq     BIGINT NULL,
         UNIQUE KEY events_by_seq (seq)
-    ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin",
+    ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_unicode_ci",
     "CREATE TABLE IF NOT EXISTS event_sequence (
         id       BIGINT NOT NULL PRIMARY KEY,
         last_seq BIGINT NOT NULL

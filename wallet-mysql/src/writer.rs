@@ -1,1 +1,694 @@
+//! Commands: one InnoDB transaction each, row locks in ascending id order, retried on
+//! deadlock.
+//!
+//! A command runs in four steps inside one transaction at READ COMMITTED:
+//!
+//! 1. **Discover and lock.** From what never changes (a merchant's wallet, a link's wallet, a
+//!    transaction's legs, an owner's wallets) find every account the command may touch, and
+//!    lock them with one `SELECT … ORDER BY id FOR UPDATE` (customer accounts first, then
+//!    system accounts, each in ascending id order). Rows the decision reads that are not
+//!    guarded by an account lock are locked too: the user being changed, the link being paid,
+//!    the transaction being refunded or captured.
+//! 2. **Load** the state the command needs. Every read runs after the locks are held, and at
+//!    READ COMMITTED each read sees the latest committed data, so nothing a decision reads can
+//!    change before the commit. If the loaded state names an account that is not locked yet (a
+//!    hold that lapsed meanwhile, say), it is locked and the state loaded again.
+//! 3. **Decide** with the pure `wallet_core::decide`, as every backend does.
+//! 4. **Persist** the effects, the notifications and events, and the audit record; commit.
+//!
+//! When the server reports a deadlock or lock-wait timeout, or a concurrent transaction won
+//! the race for a unique key (an idempotency key, a username), the transaction is rolled back
+//! and the whole command runs again after a jittered exponential backoff. The second run sees
+//! the winner's row, so its decision is a replay or the proper typed refusal.
 
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rand::RngExt;
+use sqlx::{Acquire, MySqlConnection, MySqlPool};
+use wallet_core::command::{Command, Needs, Op, TxnLookup};
+use wallet_core::currency::CurrencyCode;
+use wallet_core::decide::{Decision, Effects, LedgerWrites, Shown, Spend, State, decide};
+use wallet_core::ids::WalletId;
+use wallet_core::store::Outcome;
+use wallet_core::transaction::{Receipt, TransactionStatus};
+use wallet_core::wallet::{SystemAccount, WalletState};
+use wallet_core::{Error, ErrorKind, Result, Timestamp};
+
+use crate::error::{DUPLICATE_DETAIL, map_sqlx};
+use crate::{payments, queries, users};
+
+/// Most entries of the anchor cache.
+const ANCHORS_MAX: usize = 100_000;
+/// Most load rounds for one command (each round locks accounts the previous one found).
+const ROUNDS_MAX: usize = 4;
+/// Shortest and longest backoff before a retry.
+const BACKOFF_MIN: Duration = Duration::from_millis(1);
+const BACKOFF_MAX: Duration = Duration::from_millis(200);
+
+/// What the store remembers between commands: only facts that never change once written, so
+/// any number of processes may share the database.
+#[derive(Default)]
+pub(crate) struct Shared {
+    /// System account ids by kind and currency.
+    systems: Mutex<HashMap<(SystemAccount, CurrencyCode), WalletId>>,
+    /// Running debit totals of wallets at the start of a limit window (see
+    /// [`queries::debits_since`]): fixed once the wallet has an entry in the window.
+    anchors: Mutex<HashMap<(WalletId, i64), i64>>,
+}
+
+/// Runs a command to completion, retrying on contention.
+pub(crate) async fn execute(
+    pool: &MySqlPool,
+    shared: &Shared,
+    retries: u32,
+    command: Command,
+) -> Result<Outcome> {
+    let mut conn = pool.acquire().await.map_err(map_sqlx)?;
+    let mut attempt = 0u32;
+    loop {
+        match attempt_once(&mut conn, shared, &command).await {
+            Err(e) if retriable(&e) && attempt < retries => {
+                tracing::debug!(attempt, error = %e, "command retried");
+                tokio::time::sleep(backoff(attempt)).await;
+                attempt += 1;
+            }
+            Err(e) if retriable(&e) => {
+                tracing::warn!(attempts = attempt + 1, "command gave up after retries");
+                return Err(Error::StorageBusy);
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Whether running the command again may succeed: the server rolled it back for contention,
+/// or it lost a race for a unique key.
+fn retriable(e: &Error) -> bool {
+    match e {
+        Error::StorageBusy => true,
+        Error::Internal { detail } => detail.starts_with(DUPLICATE_DETAIL),
+        _ => false,
+    }
+}
+
+/// Exponential backoff with full jitter: uniform in `[min, min * 2^attempt]`, capped.
+fn backoff(attempt: u32) -> Duration {
+    let cap = BACKOFF_MIN
+        .saturating_mul(1u32 << attempt.min(16))
+        .min(BACKOFF_MAX);
+    let micros = u64::try_from(cap.as_micros()).unwrap_or(u64::MAX);
+    let min = u64::try_from(BACKOFF_MIN.as_micros()).unwrap_or(1000);
+    Duration::from_micros(rand::rng().random_range(min..=micros.max(min)))
+}
+
+/// One try: a transaction that commits the command's effects, or rolls back and records the
+/// refusal of an audited command.
+async fn attempt_once(
+    conn: &mut MySqlConnection,
+    shared: &Shared,
+    command: &Command,
+) -> Result<Outcome> {
+    let mut tx = conn.begin().await.map_err(map_sqlx)?;
+    let mut locks = Locks::default();
+    let applied = apply(&mut tx, shared, command, &mut locks).await;
+    match applied {
+        Ok((outcome, None)) => {
+            tx.commit().await.map_err(map_sqlx)?;
+            Ok(outcome)
+        }
+        // A refusal whose effects are kept (a lapsed hold released as its capture is
+        // refused): commit them, answer with the refusal.
+        Ok((_, Some(refusal))) => {
+            tx.commit().await.map_err(map_sqlx)?;
+            Err(refusal)
+        }
+        Err(e) => {
+            // Rolling back fails only if the connection is gone, and then the server has
+            // rolled back already.
+            let _ = tx.rollback().await;
+            if retriable(&e) || e.kind() == ErrorKind::Unavailable {
+                return Err(e);
+            }
+            // A refused admin or security action is recorded, without its effects.
+            if let Some(note) = command.audit() {
+                users::insert_audit(
+                    conn,
+                    command.now,
+                    command.actor.map(|a| a.user),
+                    &note,
+                    e.code(),
+                )
+                .await?;
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Accounts this transaction has locked.
+#[derive(Default)]
+struct Locks {
+    wallets: BTreeSet<WalletId>,
+}
+
+impl Locks {
+    /// Locks the accounts of `ids` not locked yet, in ascending id order.
+    async fn lock(&mut self, conn: &mut MySqlConnection, ids: &BTreeSet<WalletId>) -> Result<()> {
+        let new: Vec<WalletId> = ids.difference(&self.wallets).copied().collect();
+        if new.is_empty() {
+            return Ok(());
+        }
+        let sql = format!(
+            "SELECT id FROM wallets WHERE id IN ({}) ORDER BY id FOR UPDATE",
+            queries::placeholders(new.len())
+        );
+        let mut q = sqlx::query(&sql);
+        for id in &new {
+            q = q.bind(id.get());
+        }
+        q.fetch_all(&mut *conn).await.map_err(map_sqlx)?;
+        self.wallets.extend(new);
+        Ok(())
+    }
+}
+
+/// Every account id the loaded state holds.
+fn accounts_in(state: &State) -> BTreeSet<WalletId> {
+    state
+        .wallets
+        .iter()
+        .chain(state.systems.iter())
+        .flatten()
+        .chain(state.owner_wallets.iter())
+        .map(|w| w.record.id)
+        .chain(state.due.iter().map(|p| p.wallet))
+        .collect()
+}
+
+type Applied = (Outcome, Option<Error>);
+
+async fn apply(
+    conn: &mut MySqlConnection,
+    shared: &Shared,
+    command: &Command,
+    locks: &mut Locks,
+) -> Result<Applied> {
+    if let Op::Batch(ops) = &command.op {
+        wallet_core::decide::check_batch(ops)?;
+        let mut outcomes = Vec::with_capacity(ops.len());
+        for op in ops {
+            let sub = Command {
+                op: op.clone(),
+                ..command.clone()
+            };
+            // Each operation sees the ones before it: they are in this same transaction.
+            let (outcome, refusal) = Box::pin(apply(conn, shared, &sub, locks)).await?;
+            if let Some(e) = refusal {
+                return Err(e);
+            }
+            outcomes.push(outcome);
+        }
+        return Ok((Outcome::Batch(outcomes), None));
+    }
+    let needs = command.needs();
+    prelock(conn, shared, &needs, locks).await?;
+    let mut state = load(conn, shared, command, &needs).await?;
+    for _ in 0..ROUNDS_MAX {
+        let missing: BTreeSet<WalletId> = accounts_in(&state)
+            .difference(&locks.wallets)
+            .copied()
+            .collect();
+        if missing.is_empty() {
+            break;
+        }
+        locks.lock(conn, &missing).await?;
+        state = load(conn, shared, command, &needs).await?;
+    }
+    if !accounts_in(&state).is_subset(&locks.wallets) {
+        // The accounts kept changing under us: let the retry loop try again later.
+        return Err(Error::StorageBusy);
+    }
+    let decision = decide(command, &state)?;
+    let outcome = match (&command.op, &decision) {
+        (Op::Audit(record), _) => record.outcome,
+        (_, Decision::Refuse(_, e)) => e.code(),
+        _ => wallet_core::audit::OUTCOME_OK,
+    };
+    if let Some(note) = command.audit() {
+        users::insert_audit(
+            conn,
+            command.now,
+            command.actor.map(|a| a.user),
+            &note,
+            outcome,
+        )
+        .await?;
+    }
+    let (outcome, refusal) = match decision {
+        Decision::Replay(id) => {
+            let transaction = queries::transaction(conn, id)
+                .await?
+                .ok_or_else(|| Error::corrupt("idempotency record without its transaction"))?;
+            // A repeat changes nothing and leaves no trail.
+            return Ok((
+                Outcome::Receipt(Receipt {
+                    transaction,
+                    replayed: true,
+                }),
+                None,
+            ));
+        }
+        Decision::Unchanged(wallet) => return Ok((Outcome::Wallet(wallet), None)),
+        Decision::Done(outcome) => return Ok((outcome, None)),
+        Decision::Apply(effects) => (persist(conn, effects).await?, None),
+        Decision::Refuse(effects, e) => (persist(conn, effects).await?, Some(e)),
+    };
+    let trail = wallet_core::notify::trail(command, &outcome);
+    payments::insert_trail(conn, command.now, &trail.notifications, &trail.events).await?;
+    Ok((outcome, refusal))
+}
+
+/// The id of a currency's system account of `kind` (cached: it never changes).
+async fn system_id(
+    conn: &mut MySqlConnection,
+    shared: &Shared,
+    kind: SystemAccount,
+    code: CurrencyCode,
+) -> Result<Option<WalletId>> {
+    if let Some(id) = lock_map(&shared.systems).get(&(kind, code)) {
+        return Ok(Some(*id));
+    }
+    let id = queries::system_account(conn, kind, code).await?;
+    if let Some(id) = id {
+        lock_map(&shared.systems).insert((kind, code), id);
+    }
+    Ok(id)
+}
+
+fn lock_map<K, V>(m: &Mutex<HashMap<K, V>>) -> std::sync::MutexGuard<'_, HashMap<K, V>> {
+    // A panic while holding the guard cannot leave a half-made entry (inserts are atomic), so
+    // a poisoned map is still good.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Step 1: locks the rows the command's decision depends on, from what never changes.
+async fn prelock(
+    conn: &mut MySqlConnection,
+    shared: &Shared,
+    needs: &Needs,
+    locks: &mut Locks,
+) -> Result<()> {
+    if let Some(id) = needs.user {
+        users::lock_user(conn, id).await?;
+    }
+    if let Some(owner) = needs.methods_of {
+        users::lock_user(conn, owner).await?;
+    }
+    if let Some(id) = needs.payment_method
+        && let Some(m) = users::method(conn, id).await?
+    {
+        users::lock_user(conn, m.owner).await?;
+    }
+    if needs.superusers {
+        users::lock_superusers(conn).await?;
+    }
+    let mut customers: BTreeSet<WalletId> = needs.wallets.iter().copied().collect();
+    let mut systems = BTreeSet::new();
+    if let Some(owner) = needs.owner_wallets {
+        customers.extend(
+            queries::wallets_of(conn, owner)
+                .await?
+                .iter()
+                .map(|w| w.record.id),
+        );
+    }
+    if let Some((id, _)) = &needs.merchant
+        && let Some(m) = payments::merchant(conn, *id).await?
+    {
+        customers.insert(m.wallet);
+    }
+    if let Some(code) = &needs.link
+        && let Some(l) = payments::link(conn, code, true).await?
+    {
+        customers.insert(l.wallet);
+    }
+    if let Some(lookup) = &needs.transaction {
+        let id = match lookup {
+            TxnLookup::Id(id) => Some(*id),
+            TxnLookup::Gateway(reference) => payments::txn_of_gateway(conn, reference).await?,
+        };
+        if let Some(id) = id {
+            // Serializes refunds, captures and callbacks of one transaction.
+            sqlx::query("SELECT id FROM transactions WHERE id = ? FOR UPDATE")
+                .bind(id.get())
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(map_sqlx)?;
+            if let Some((t, pending)) = queries::transaction_and_pending(conn, id).await? {
+                customers.extend(t.legs.iter().map(|l| l.wallet));
+                if let Some(p) = &pending {
+                    customers.insert(p.wallet);
+                    customers.extend(p.counter);
+                }
+                for kind in SystemAccount::ALL {
+                    systems
+                        .extend(system_id(conn, shared, *kind, t.amount.currency().code()).await?);
+                }
+            }
+        }
+    }
+    // System accounts found among the legs are locked with the other system accounts.
+    let found_systems: Vec<WalletId> = customers.intersection(&systems).copied().collect();
+    for id in found_systems {
+        customers.remove(&id);
+    }
+    locks.lock(conn, &customers).await?;
+    if !needs.systems.is_empty() {
+        let mut currencies = Vec::new();
+        for (kind, index) in &needs.systems {
+            if let Some(id) = needs.wallets.get(*index) {
+                currencies.push((*kind, *id));
+            }
+        }
+        for (kind, wallet) in currencies {
+            let code: Option<String> =
+                sqlx::query_scalar("SELECT currency FROM wallets WHERE id = ?")
+                    .bind(wallet.get())
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .map_err(map_sqlx)?;
+            if let Some(code) = code {
+                let code = CurrencyCode::new(&code)
+                    .map_err(wallet_core::stored::corrupt("currency code"))?;
+                systems.extend(system_id(conn, shared, kind, code).await?);
+            }
+        }
+    }
+    locks.lock(conn, &systems).await
+}
+
+/// Appends wallet `id` to `state.wallets` unless it is there already.
+async fn add_wallet(conn: &mut MySqlConnection, state: &mut State, id: WalletId) -> Result<()> {
+    if !state.wallets.iter().flatten().any(|w| w.record.id == id) {
+        let w = queries::wallet(conn, id).await?;
+        state.wallets.push(w);
+    }
+    Ok(())
+}
+
+/// Posted debits of `w` since `start`, through the anchor cache.
+async fn spent_since(
+    conn: &mut MySqlConnection,
+    shared: &Shared,
+    w: &WalletState,
+    start: Timestamp,
+) -> Result<i64> {
+    if w.head.seq == 0 || w.head.last_at < start {
+        return Ok(0);
+    }
+    let key = (w.record.id, start.as_micros());
+    let cached = lock_map(&shared.anchors).get(&key).copied();
+    let anchor = match cached {
+        Some(a) => a,
+        None => {
+            let first =
+                queries::first_seq_at_or_after(conn, w.record.id, w.head.seq, start).await?;
+            let a = queries::sums_at(conn, w.record.id, first - 1).await?.1;
+            let mut anchors = lock_map(&shared.anchors);
+            if anchors.len() >= ANCHORS_MAX {
+                anchors.clear();
+            }
+            anchors.insert(key, a);
+            a
+        }
+    };
+    i64::try_from(
+        w.head
+            .debits_minor
+            .cast_unsigned()
+            .wrapping_sub(anchor.cast_unsigned()),
+    )
+    .map_err(|_| Error::AmountOverflow)
+}
+
+/// Step 2: the state the command needs, read after its locks are held.
+async fn load(
+    conn: &mut MySqlConnection,
+    shared: &Shared,
+    command: &Command,
+    needs: &Needs,
+) -> Result<State> {
+    let now = command.now;
+    let mut state = State::default();
+    if let Some(id) = needs.actor {
+        state.actor = users::user(conn, id).await?;
+    }
+    if let Some(id) = needs.user {
+        state.user = users::user(conn, id).await?;
+    }
+    if let Some((username, email)) = &needs.logins {
+        (state.username_owner, state.email_owner) =
+            users::login_owners(conn, username.as_ref(), email.as_ref()).await?;
+    }
+    if needs.superusers {
+        state.active_superusers = users::active_superusers(conn).await?;
+    }
+    if let Some(id) = needs.payment_method {
+        state.payment_method = users::method(conn, id).await?;
+    }
+    if let Some(owner) = needs.methods_of {
+        state.methods = users::methods_of(conn, owner).await?;
+    }
+    if let Some(owner) = needs.owner_wallets {
+        state.owner_wallets = queries::wallets_of(conn, owner).await?;
+    }
+    // The command's own wallets in one statement, in the order it names them.
+    let named = queries::wallets(conn, &needs.wallets).await?;
+    for id in &needs.wallets {
+        state
+            .wallets
+            .push(named.iter().find(|w| w.record.id == *id).cloned());
+    }
+    if let Some((id, order)) = &needs.merchant {
+        state.merchant = payments::merchant(conn, *id).await?;
+        if let Some(m) = &state.merchant {
+            let wallet = m.wallet;
+            add_wallet(conn, &mut state, wallet).await?;
+            if let Some(order) = order {
+                state.order_paid = payments::order_paid(conn, *id, order).await?;
+            }
+        }
+    }
+    if let Some(code) = &needs.link {
+        state.link = payments::link(conn, code, false).await?;
+        if let Some(wallet) = state.link.as_ref().map(|l| l.wallet) {
+            add_wallet(conn, &mut state, wallet).await?;
+        }
+    }
+    for (kind, index) in &needs.systems {
+        let code = match state.wallets.get(*index) {
+            Some(Some(w)) => Some(w.record.currency.code()),
+            _ => None,
+        };
+        let account = match code {
+            Some(code) => match system_id(conn, shared, *kind, code).await? {
+                Some(id) => queries::wallet(conn, id).await?,
+                None => None,
+            },
+            None => None,
+        };
+        state.systems.push(account);
+    }
+    if let Some(lookup) = &needs.transaction {
+        let id = match lookup {
+            TxnLookup::Id(id) => Some(*id),
+            TxnLookup::Gateway(reference) => payments::txn_of_gateway(conn, reference).await?,
+        };
+        let found = match id {
+            Some(id) => queries::transaction_and_pending(conn, id).await?,
+            None => None,
+        };
+        if let Some((t, pending)) = found {
+            let stored = wallet_core::stored::stored_txn(&t, pending);
+            let mut ids: Vec<WalletId> = stored.legs.iter().map(|(w, _)| *w).collect();
+            if let Some(p) = &stored.pending {
+                ids.push(p.wallet);
+                ids.extend(p.counter);
+            }
+            for kind in SystemAccount::ALL {
+                ids.extend(system_id(conn, shared, *kind, stored.currency.code()).await?);
+            }
+            ids.sort();
+            ids.dedup();
+            for id in ids {
+                add_wallet(conn, &mut state, id).await?;
+            }
+            state.transaction = Some(stored);
+        }
+    }
+    if let Some(index) = needs.expired_holds
+        && let Some(Some(w)) = state.wallets.get(index)
+        && w.record.held_minor > 0
+    {
+        state.expired = payments::expired_of(conn, w.record.id, now, 100).await?;
+    }
+    if let Some(index) = needs.limits
+        && let Some(Some(w)) = state.wallets.get(index)
+    {
+        state.limits = payments::limits(conn, w.record.id).await?;
+    }
+    if let Some(index) = needs.spend
+        && let Some(Some(w)) = state.wallets.get(index).cloned()
+    {
+        let zone = command.config.time_zone();
+        let day = zone.period_start(now, wallet_core::calendar::Granularity::Day)?;
+        let month = zone.period_start(now, wallet_core::calendar::Granularity::Month)?;
+        state.spend = Some(Spend {
+            today: spent_since(conn, shared, &w, day).await?,
+            month: spent_since(conn, shared, &w, month).await?,
+        });
+    }
+    if let Some(limit) = needs.due {
+        state.due = payments::due(conn, now, limit).await?;
+        let wallets: Vec<WalletId> = state.due.iter().map(|p| p.wallet).collect();
+        for id in wallets {
+            add_wallet(conn, &mut state, id).await?;
+        }
+    }
+    if let Some(wallet) = needs.merchant_of {
+        state.merchant_of = payments::merchant_of(conn, wallet).await?;
+    }
+    if let Some((user, key)) = &needs.link_key {
+        state.link_existing = payments::link_by_key(conn, *user, key).await?;
+    }
+    if let Some((actor, key)) = &needs.idempotency {
+        state.existing = queries::existing(conn, *actor, key).await?;
+    }
+    if let Some((owner, kind, code)) = needs.slot {
+        state.slot = queries::slot(conn, owner, kind, code).await?;
+    }
+    if let Some(code) = needs.currency {
+        state.stored_exponent = queries::stored_exponent(conn, code).await?;
+    }
+    Ok(state)
+}
+
+/// Step 4: writes the effects of a decision.
+async fn persist(conn: &mut MySqlConnection, effects: Effects) -> Result<Outcome> {
+    Ok(match effects {
+        Effects::OpenWallet(new) => {
+            if new.register_currency {
+                queries::register_currency(conn, new.currency, new.created_at).await?;
+            }
+            let id = queries::insert_wallet(conn, &new).await?;
+            Outcome::Wallet(WalletState::new_empty(new.record(id)))
+        }
+        Effects::SetStatus(state) => {
+            queries::update_status(conn, &state.record).await?;
+            Outcome::Wallet(state)
+        }
+        Effects::Post(posting) => {
+            let id = queries::insert_posting(conn, &posting).await?;
+            Outcome::Receipt(Receipt {
+                transaction: posting.to_transaction(id),
+                replayed: false,
+            })
+        }
+        Effects::InsertUser(new) => {
+            let id = users::insert_user(conn, &new.record).await?;
+            Outcome::User(wallet_core::identity::UserRecord { id, ..new.record })
+        }
+        Effects::UpdateUser(record) => {
+            users::update_user(conn, &record).await?;
+            Outcome::User(record)
+        }
+        Effects::DeleteUser { user, wallets } => {
+            for w in &wallets {
+                queries::update_status(conn, &w.record).await?;
+            }
+            users::update_user(conn, &user).await?;
+            users::delete_methods_of(conn, user.id).await?;
+            Outcome::User(user)
+        }
+        Effects::Nothing => Outcome::Done,
+        Effects::InsertPaymentMethod(m) => {
+            Outcome::PaymentMethod(users::insert_method(conn, &m).await?)
+        }
+        Effects::UpdatePaymentMethod(m) => {
+            users::update_method(conn, &m).await?;
+            Outcome::PaymentMethod(m)
+        }
+        Effects::DeletePaymentMethod(id) => {
+            users::delete_method(conn, id).await?;
+            Outcome::Done
+        }
+        Effects::Ledger(writes) => persist_ledger(conn, *writes).await?,
+        Effects::SetLimits(wallet, limits) => {
+            payments::set_limits(conn, wallet, limits.as_ref()).await?;
+            Outcome::Done
+        }
+        Effects::InsertMerchant(m) => Outcome::Merchant(payments::insert_merchant(conn, &m).await?),
+        Effects::InsertLink(l) => Outcome::Link(payments::insert_link(conn, &l).await?.to_link()),
+        Effects::UpdateLink(l) => {
+            payments::update_link(conn, l.id, l.status, l.paid_by).await?;
+            Outcome::Link(l.to_link())
+        }
+        Effects::MarkRead(m) => Outcome::Count(payments::mark_read(conn, &m).await?),
+    })
+}
+
+async fn persist_ledger(conn: &mut MySqlConnection, w: LedgerWrites) -> Result<Outcome> {
+    let new_id = match &w.new {
+        Some(p) => Some(queries::insert_posting(conn, p).await?),
+        None => None,
+    };
+    if let Some(id) = new_id {
+        if let Some(p) = &w.new_pending {
+            payments::insert_pending(conn, id, p).await?;
+        }
+        if let Some((merchant, order)) = &w.new_order {
+            payments::insert_order(conn, *merchant, order, id).await?;
+        }
+        if let Some(link) = w.link_paid {
+            payments::update_link(conn, link, wallet_core::links::LinkStatus::Paid, Some(id))
+                .await?;
+        }
+        if let Some(original) = w.refund_of {
+            payments::set_original(conn, id, original).await?;
+        }
+    }
+    for u in &w.updates {
+        payments::update_txn(conn, u).await?;
+    }
+    for r in &w.records {
+        queries::update_held(conn, r).await?;
+    }
+    Ok(match (w.shown, &w.new, new_id) {
+        (Shown::Count(n), _, _) => Outcome::Count(n),
+        // The common case, built without reading back what was just written.
+        (Shown::New, Some(p), Some(id))
+            if p.status == TransactionStatus::Completed && w.refund_of.is_none() =>
+        {
+            Outcome::Receipt(Receipt {
+                transaction: p.to_transaction(id),
+                replayed: false,
+            })
+        }
+        (shown, _, _) => {
+            let id = match (shown, new_id) {
+                (Shown::Existing(id), _) => id,
+                (_, Some(id)) => id,
+                _ => return Err(Error::corrupt("a receipt without a transaction")),
+            };
+            let transaction = queries::transaction(conn, id)
+                .await?
+                .ok_or_else(|| Error::corrupt("transaction vanished"))?;
+            Outcome::Receipt(Receipt {
+                transaction,
+                replayed: false,
+            })
+        }
+    })
+}
