@@ -43,6 +43,22 @@ pub struct Page<T, C> {
     pub next: Option<C>,
 }
 
+impl<T, C> Page<T, C> {
+    /// Cuts a list fetched with one item more than `limit` (newest first) into a page: the
+    /// extra item only tells that another page exists, and the page's last key continues it.
+    /// Every backend pages this way, so each fetches `limit + 1` rows and calls this.
+    pub fn from_overfetch(mut items: Vec<T>, limit: u32, key: impl Fn(&T) -> C) -> Self {
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        let next = if items.len() > limit {
+            items.truncate(limit);
+            items.last().map(key)
+        } else {
+            None
+        };
+        Page { items, next }
+    }
+}
+
 /// Filters of the user list.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UserQuery {
@@ -149,5 +165,22 @@ impl Period {
             });
         }
         Ok(Period { since, until })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overfetch_makes_a_page() {
+        let full = Page::from_overfetch(vec![9, 8, 7], 2, |x| *x);
+        assert_eq!(full.items, vec![9, 8]);
+        assert_eq!(full.next, Some(8));
+        let last = Page::from_overfetch(vec![9, 8], 2, |x| *x);
+        assert_eq!(last.items, vec![9, 8]);
+        assert_eq!(last.next, None);
+        let empty = Page::<i32, i32>::from_overfetch(Vec::new(), 5, |x| *x);
+        assert!(empty.items.is_empty() && empty.next.is_none());
     }
 }

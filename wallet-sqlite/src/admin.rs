@@ -45,19 +45,6 @@ pub(crate) mod sql {
     pub(crate) const INDEXED: &[&str] = &[WALLETS_BY_STATUS, SYSTEM_BALANCES, VOLUME, LIST_USERS];
 }
 
-/// Cuts a list fetched with one row more than `limit` into a page: the extra row only tells
-/// that another page exists, and the page's last key continues it.
-pub(crate) fn paginate<T, K>(mut items: Vec<T>, limit: u32, key: impl Fn(&T) -> K) -> Page<T, K> {
-    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    let next = if items.len() > limit {
-        items.truncate(limit);
-        items.last().map(key)
-    } else {
-        None
-    };
-    Page { items, next }
-}
-
 fn count(raw: i64) -> Result<u64> {
     u64::try_from(raw).map_err(|_| Error::corrupt("negative count"))
 }
@@ -169,5 +156,5 @@ pub(crate) fn list_users(conn: &Connection, q: &UserQuery) -> Result<UserPage> {
             .ok_or_else(|| Error::corrupt("user vanished inside a snapshot"))?;
         items.push(user.to_user());
     }
-    Ok(paginate(items, q.limit, |u| u.id))
+    Ok(Page::from_overfetch(items, q.limit, |u| u.id))
 }

@@ -4,6 +4,7 @@
 //! [`Error::StorageCorrupt`], never a panic.
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
+use wallet_core::admin::Page;
 use wallet_core::command::Fingerprint;
 use wallet_core::currency::{Currency, CurrencyCode};
 use wallet_core::decide::{Existing, NewWallet, Posting};
@@ -162,7 +163,7 @@ pub(crate) fn list_wallets(
     for row in rows {
         items.push(wallet_core::stored::wallet_state(row.map_err(map_sqlite)?)?.to_wallet());
     }
-    Ok(crate::admin::paginate(items, q.limit, |w| w.id))
+    Ok(Page::from_overfetch(items, q.limit, |w| w.id))
 }
 
 /// A page of transactions for the admin list.
@@ -195,7 +196,7 @@ pub(crate) fn list_transactions(
             .ok_or_else(|| Error::corrupt("transaction vanished inside a snapshot"))?;
         items.push(t);
     }
-    Ok(crate::admin::paginate(items, q.limit, |t| t.id))
+    Ok(Page::from_overfetch(items, q.limit, |t| t.id))
 }
 
 fn read_wallet_row(r: &Row<'_>) -> rusqlite::Result<WalletCols> {

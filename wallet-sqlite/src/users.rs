@@ -1,6 +1,7 @@
 //! SQL for users and the audit log, and their row conversions.
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
+use wallet_core::admin::Page;
 use wallet_core::audit::{AuditAction, AuditNote, AuditQuery};
 use wallet_core::auth::PasswordHash;
 use wallet_core::identity::{Email, KycReason, NationalId, UserRecord, Username};
@@ -264,5 +265,5 @@ pub(crate) fn audit_log(conn: &Connection, q: &AuditQuery) -> Result<AuditPage> 
     for row in rows {
         items.push(wallet_core::stored::audit_entry(row.map_err(map_sqlite)?)?);
     }
-    Ok(crate::admin::paginate(items, q.limit, |e| e.id))
+    Ok(Page::from_overfetch(items, q.limit, |e| e.id))
 }
