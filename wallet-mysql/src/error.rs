@@ -20,6 +20,15 @@ const FULL: [u16; 3] = [1114, 1021, 3_023];
 /// How an unretried lost race for a unique key starts its detail (the writer retries those).
 pub(crate) const DUPLICATE_DETAIL: &str = "unique key violated";
 
+/// How the detail of an error starts when the connection to the server broke.
+pub(crate) const LOST: &str = "connection lost";
+
+/// Whether `e` says the connection broke (the server restarted, or killed it). A read may
+/// then run again on another connection; a command only if it had not started.
+pub(crate) fn is_lost(e: &Error) -> bool {
+    matches!(e, Error::Storage { detail } if detail.starts_with(LOST))
+}
+
 /// The server's error number, if `e` is an error the server reported.
 pub(crate) fn server_code(e: &sqlx::Error) -> Option<u16> {
     match e {
@@ -48,6 +57,9 @@ pub(crate) fn map_sqlx(e: sqlx::Error) -> Error {
         };
     }
     match e {
+        sqlx::Error::Io(_) => Error::Storage {
+            detail: format!("{LOST}: {e}"),
+        },
         sqlx::Error::PoolTimedOut => Error::StorageBusy,
         sqlx::Error::PoolClosed => Error::Closed,
         sqlx::Error::ColumnDecode { .. }

@@ -45,6 +45,8 @@ pub const MARIADB_MIN: (u32, u32) = (10, 6);
 pub const MYSQL_MIN: (u32, u32) = (8, 0);
 /// Most connections a pool may have.
 pub const CONNECTIONS_MAX: u32 = 1024;
+/// How many times a call takes another connection when the one it got is broken.
+const RECONNECTS: u32 = 3;
 /// Most times a command is run again after a deadlock or lock-wait timeout.
 pub const RETRIES_MAX: u32 = 64;
 
@@ -303,32 +305,50 @@ impl MySqlStore {
     pub fn pool_state(&self) -> (u32, usize) {
         (self.inner.pool.size(), self.inner.pool.num_idle())
     }
+}
 
-    /// Runs `f` on a pooled connection.
-    async fn read<T>(&self, f: impl AsyncFnOnce(&mut MySqlConnection) -> Result<T>) -> Result<T> {
-        let mut conn = self.inner.pool.acquire().await.map_err(map_sqlx)?;
-        f(&mut conn).await
-    }
+/// Runs `$body` with `$conn` bound to a pooled connection; again on another connection if the
+/// first turns out to be broken (a pooled connection the server has closed): reads change
+/// nothing, so running them again is safe.
+macro_rules! with_conn {
+    ($store:expr, $conn:ident => $body:expr) => {{
+        let mut tries = 0;
+        loop {
+            let mut pooled = $store.inner.pool.acquire().await.map_err(map_sqlx)?;
+            let $conn: &mut MySqlConnection = &mut pooled;
+            match $body {
+                Err(e) if error::is_lost(&e) && tries < RECONNECTS => tries += 1,
+                other => break other,
+            }
+        }
+    }};
+}
 
-    /// Runs `f` inside one read-only transaction that sees a single snapshot of the database.
-    async fn snapshot<T>(
-        &self,
-        f: impl AsyncFnOnce(&mut MySqlConnection) -> Result<T>,
-    ) -> Result<T> {
-        let mut conn = self.inner.pool.acquire().await.map_err(map_sqlx)?;
-        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            .await
-            .map_err(map_sqlx)?;
-        conn.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
-            .await
-            .map_err(map_sqlx)?;
-        let result = f(&mut conn).await;
-        // A read-only transaction has nothing to commit; ending it releases the snapshot.
-        let end = conn.execute("COMMIT").await.map_err(map_sqlx);
-        let value = result?;
-        end?;
-        Ok(value)
-    }
+/// As [`with_conn!`], inside one read-only transaction that sees a single snapshot.
+macro_rules! snapshot {
+    ($store:expr, $conn:ident => $body:expr) => {
+        with_conn!($store, $conn => async {
+            begin_snapshot($conn).await?;
+            let result = $body;
+            // A read-only transaction has nothing to commit; ending it releases the snapshot.
+            let end = $conn.execute("COMMIT").await.map_err(map_sqlx);
+            let value = result?;
+            end?;
+            Ok(value)
+        }
+        .await)
+    };
+}
+
+/// Starts a read-only transaction on one consistent snapshot.
+async fn begin_snapshot(conn: &mut MySqlConnection) -> Result<()> {
+    conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        .await
+        .map_err(map_sqlx)?;
+    conn.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+        .await
+        .map_err(map_sqlx)?;
+    Ok(())
 }
 
 impl Store for MySqlStore {
@@ -343,93 +363,83 @@ impl Store for MySqlStore {
     }
 
     async fn wallet(&self, id: WalletId) -> Result<Option<WalletState>> {
-        self.read(async |c| queries::wallet(c, id).await).await
+        with_conn!(self, c => queries::wallet(c, id).await)
     }
 
     async fn wallets_of(&self, owner: UserId) -> Result<Vec<WalletState>> {
-        self.read(async |c| queries::wallets_of(c, owner).await)
-            .await
+        with_conn!(self, c => queries::wallets_of(c, owner).await)
     }
 
     async fn transaction(&self, id: TransactionId) -> Result<Option<Transaction>> {
-        self.snapshot(async |c| queries::transaction(c, id).await)
-            .await
+        snapshot!(self, c => queries::transaction(c, id).await)
     }
 
     async fn history(&self, filter: HistoryFilter) -> Result<HistoryPage> {
-        self.snapshot(async |c| reads::history(c, &filter).await)
-            .await
+        snapshot!(self, c => reads::history(c, &filter).await)
     }
 
     async fn verify(&self) -> Result<VerifyReport> {
-        self.snapshot(async |c| reads::verify(c).await).await
+        snapshot!(self, c => reads::verify(c).await)
     }
 
     async fn currencies(&self) -> Result<Vec<(CurrencyCode, u8)>> {
-        self.read(async |c| queries::currencies(c).await).await
+        with_conn!(self, c => queries::currencies(c).await)
     }
 
     async fn user(&self, id: UserId) -> Result<Option<UserRecord>> {
-        self.read(async |c| users::user(c, id).await).await
+        with_conn!(self, c => users::user(c, id).await)
     }
 
     async fn user_by_login(&self, login: Login) -> Result<Option<UserRecord>> {
-        self.read(async |c| users::user_by_login(c, &login).await)
-            .await
+        with_conn!(self, c => users::user_by_login(c, &login).await)
     }
 
     async fn users(&self, query: UserQuery) -> Result<UserPage> {
-        self.snapshot(async |c| reads::list_users(c, &query).await)
-            .await
+        snapshot!(self, c => reads::list_users(c, &query).await)
     }
 
     async fn list_wallets(&self, query: WalletQuery) -> Result<WalletPage> {
-        self.read(async |c| reads::list_wallets(c, &query).await)
-            .await
+        with_conn!(self, c => reads::list_wallets(c, &query).await)
     }
 
     async fn list_transactions(&self, query: TransactionQuery) -> Result<TransactionPage> {
-        self.snapshot(async |c| reads::list_transactions(c, &query).await)
-            .await
+        snapshot!(self, c => reads::list_transactions(c, &query).await)
     }
 
     async fn dashboard(&self, period: Period) -> Result<Dashboard> {
-        self.snapshot(async |c| reads::dashboard(c, period).await)
-            .await
+        snapshot!(self, c => reads::dashboard(c, period).await)
     }
 
     async fn payment_method(&self, id: PaymentMethodId) -> Result<Option<PaymentMethod>> {
-        self.read(async |c| users::method(c, id).await).await
+        with_conn!(self, c => users::method(c, id).await)
     }
 
     async fn payment_methods_of(&self, owner: UserId) -> Result<Vec<PaymentMethod>> {
-        self.read(async |c| users::methods_of(c, owner).await).await
+        with_conn!(self, c => users::methods_of(c, owner).await)
     }
 
     async fn audit_log(&self, query: AuditQuery) -> Result<AuditPage> {
-        self.read(async |c| reads::audit_log(c, &query).await).await
+        with_conn!(self, c => reads::audit_log(c, &query).await)
     }
 
     async fn link(&self, code: wallet_core::links::LinkCode) -> Result<Option<LinkRecord>> {
-        self.read(async |c| payments::link(c, &code, false).await)
-            .await
+        with_conn!(self, c => payments::link(c, &code, false).await)
     }
 
     async fn links_of(&self, wallet: WalletId, before: i64, limit: u32) -> Result<Vec<LinkRecord>> {
-        self.read(async |c| payments::links_of(c, wallet, before, limit).await)
-            .await
+        with_conn!(self, c => payments::links_of(c, wallet, before, limit).await)
     }
 
     async fn merchant(&self, id: MerchantId) -> Result<Option<MerchantRecord>> {
-        self.read(async |c| payments::merchant(c, id).await).await
+        with_conn!(self, c => payments::merchant(c, id).await)
     }
 
     async fn limits(&self, wallet: WalletId) -> Result<Option<Limits>> {
-        self.read(async |c| payments::limits(c, wallet).await).await
+        with_conn!(self, c => payments::limits(c, wallet).await)
     }
 
     async fn spent(&self, wallet: WalletId, day: Timestamp, month: Timestamp) -> Result<Spend> {
-        self.snapshot(async |c| {
+        snapshot!(self, c => async {
             let w = queries::wallet(c, wallet)
                 .await?
                 .ok_or(Error::WalletNotFound)?;
@@ -437,8 +447,8 @@ impl Store for MySqlStore {
                 today: queries::debits_since(c, &w, day).await?,
                 month: queries::debits_since(c, &w, month).await?,
             })
-        })
-        .await
+        }
+        .await)
     }
 
     async fn notifications(
@@ -448,18 +458,15 @@ impl Store for MySqlStore {
         before: i64,
         limit: u32,
     ) -> Result<Vec<Notification>> {
-        self.read(async |c| payments::notifications(c, user, unread_only, before, limit).await)
-            .await
+        with_conn!(self, c => payments::notifications(c, user, unread_only, before, limit).await)
     }
 
     async fn unread_count(&self, user: UserId) -> Result<u64> {
-        self.read(async |c| payments::unread_count(c, user).await)
-            .await
+        with_conn!(self, c => payments::unread_count(c, user).await)
     }
 
     async fn events(&self, after: i64, limit: u32) -> Result<Vec<Event>> {
-        self.read(async |c| events::events(c, after, limit).await)
-            .await
+        with_conn!(self, c => events::events(c, after, limit).await)
     }
 
     async fn entries_between(
@@ -469,8 +476,7 @@ impl Store for MySqlStore {
         until: Timestamp,
         max: u32,
     ) -> Result<EntryRange> {
-        self.snapshot(async |c| reads::entries_between(c, wallet, since, until, max).await)
-            .await
+        snapshot!(self, c => reads::entries_between(c, wallet, since, until, max).await)
     }
 
     async fn search(
@@ -480,7 +486,6 @@ impl Store for MySqlStore {
         before_seq: Option<i64>,
         limit: u32,
     ) -> Result<HistoryPage> {
-        self.snapshot(async |c| reads::search(c, wallet, &needle, before_seq, limit).await)
-            .await
+        snapshot!(self, c => reads::search(c, wallet, &needle, before_seq, limit).await)
     }
 }

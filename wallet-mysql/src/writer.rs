@@ -39,6 +39,8 @@ use wallet_core::{Error, ErrorKind, Result, Timestamp};
 use crate::error::{DUPLICATE_DETAIL, map_sqlx};
 use crate::{payments, queries, users};
 
+/// How the detail of a lost connection starts when the command had not begun.
+const NOT_STARTED: &str = "connection lost before the command began";
 /// Most entries of the anchor cache.
 const ANCHORS_MAX: usize = 100_000;
 /// Most load rounds for one command (each round locks accounts the previous one found).
@@ -67,8 +69,17 @@ pub(crate) async fn execute(
 ) -> Result<Outcome> {
     let mut conn = pool.acquire().await.map_err(map_sqlx)?;
     let mut attempt = 0u32;
+    let mut reconnects = 0u32;
     loop {
         match attempt_once(&mut conn, shared, &command).await {
+            // The pooled connection was dead before the command began: nothing was sent that
+            // the server acted on, so take another one.
+            Err(Error::Storage { detail })
+                if detail.starts_with(NOT_STARTED) && reconnects < crate::RECONNECTS =>
+            {
+                reconnects += 1;
+                conn = pool.acquire().await.map_err(map_sqlx)?;
+            }
             Err(e) if retriable(&e) && attempt < retries => {
                 tracing::debug!(attempt, error = %e, "command retried");
                 tokio::time::sleep(backoff(attempt)).await;
@@ -110,7 +121,12 @@ async fn attempt_once(
     shared: &Shared,
     command: &Command,
 ) -> Result<Outcome> {
-    let mut tx = conn.begin().await.map_err(map_sqlx)?;
+    let mut tx = conn.begin().await.map_err(|e| match map_sqlx(e) {
+        e if crate::error::is_lost(&e) => Error::Storage {
+            detail: format!("{NOT_STARTED}: {e}"),
+        },
+        e => e,
+    })?;
     let mut locks = Locks::default();
     let applied = apply(&mut tx, shared, command, &mut locks).await;
     match applied {

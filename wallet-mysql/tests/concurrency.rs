@@ -228,7 +228,7 @@ async fn killed_connections_leave_nothing_partial() {
             let mut admin = common::admin().await;
             let mut killed = 0;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let ids: Vec<u64> = sqlx::query_scalar(
+                let ids: Vec<i64> = sqlx::query_scalar(
                     "SELECT id FROM information_schema.processlist WHERE user = 'wallet_test_app'",
                 )
                 .fetch_all(&mut admin)
