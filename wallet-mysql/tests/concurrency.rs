@@ -234,14 +234,13 @@ async fn killed_connections_leave_nothing_partial() {
                 .fetch_all(&mut admin)
                 .await
                 .unwrap();
-                if let Some(id) = ids.first() {
-                    if admin
+                if let Some(id) = ids.first()
+                    && admin
                         .execute(format!("KILL CONNECTION {id}").as_str())
                         .await
                         .is_ok()
-                    {
-                        killed += 1;
-                    }
+                {
+                    killed += 1;
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(15)).await;
             }
@@ -249,11 +248,11 @@ async fn killed_connections_leave_nothing_partial() {
         })
     };
     let mut handles = Vec::new();
-    for t in 0..8 {
+    for t in 0..8u8 {
         let ledger = Arc::clone(&ledger);
         let funded = funded.clone();
         handles.push(tokio::spawn(async move {
-            let mut rng = SmallRng::seed_from_u64(100 + t as u64);
+            let mut rng = SmallRng::seed_from_u64(100 + u64::from(t));
             let mut acked = Vec::new();
             let mut failures = 0;
             for i in 0..60 {
@@ -293,6 +292,8 @@ async fn killed_connections_leave_nothing_partial() {
     let unique: HashSet<_> = acked.iter().cloned().collect();
     let acked: Vec<_> = unique.into_iter().collect();
     assert_eq!(acked.len(), 8 * 60, "every transfer happened exactly once");
-    eprintln!("killed {killed} connections; callers saw {failures} typed failures");
+    // Kills of idle pooled connections are absorbed (the next call takes another connection);
+    // kills mid-command reach the caller as typed errors, counted here, and were retried.
+    let _ = failures;
     check(&ledger, &funded, &acked, 10_000).await;
 }

@@ -94,9 +94,9 @@ impl Drop for DropDatabase {
             });
         })
         .join();
-        if done.is_err() {
-            eprintln!("could not drop a scratch database");
-        }
+        // A scratch database left behind is harmless (its name is unique); a failure to drop
+        // it must not turn a passing test into a panic during unwinding.
+        let _ = done;
     }
 }
 
