@@ -1,6 +1,3 @@
-// Tests: a failed unwrap is a failed test.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use super::*;
 use proptest::prelude::*;
 
