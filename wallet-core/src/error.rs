@@ -416,6 +416,21 @@ pub enum Error {
     /// The store was closed.
     #[error("store is closed")]
     Closed,
+
+    // ----- export and import -----------------------------------------------------------------
+    /// A ledger file (see [`crate::portable`]) that is malformed, truncated, altered, or whose
+    /// ledger does not verify. The import stored nothing.
+    #[error("invalid ledger file at line {line}: {reason}")]
+    ImportInvalid {
+        /// The 1-based line at fault, or 0 when the fault is in the file as a whole (the ledger
+        /// it holds does not verify).
+        line: u64,
+        /// What was wrong.
+        reason: String,
+    },
+    /// An import into a store that already holds data. Import only into an empty store.
+    #[error("the store is not empty: import needs an empty store")]
+    StoreNotEmpty,
     /// A broken internal invariant: a bug. Nothing partial was stored.
     #[error("internal error: {detail}")]
     Internal {
@@ -505,6 +520,8 @@ impl Error {
             Error::Storage { .. } => "storage_error",
             Error::SchemaVersion { .. } => "schema_version",
             Error::Closed => "store_closed",
+            Error::ImportInvalid { .. } => "import_invalid",
+            Error::StoreNotEmpty => "store_not_empty",
             Error::Internal { .. } => "internal",
         }
     }
@@ -539,7 +556,8 @@ impl Error {
             | Error::InvalidRate { .. }
             | Error::InvalidBatch { .. }
             | Error::InvalidLimits { .. }
-            | Error::StatementTooLarge { .. } => ErrorKind::InvalidInput,
+            | Error::StatementTooLarge { .. }
+            | Error::ImportInvalid { .. } => ErrorKind::InvalidInput,
             Error::InvalidCredentials | Error::InvalidToken { .. } | Error::UserInactive => {
                 ErrorKind::Unauthenticated
             }
@@ -559,7 +577,8 @@ impl Error {
             | Error::AlreadyBootstrapped
             | Error::KycAlreadyDecided
             | Error::GatewayReferenceExists
-            | Error::OrderAlreadyPaid { .. } => ErrorKind::Conflict,
+            | Error::OrderAlreadyPaid { .. }
+            | Error::StoreNotEmpty => ErrorKind::Conflict,
             Error::CardExpired | Error::LastSuperuser => ErrorKind::Rejected,
             Error::CurrencyMismatch { .. }
             | Error::WalletInactive { .. }
@@ -1036,6 +1055,21 @@ mod tests {
                 "store_closed",
                 ErrorKind::Unavailable,
                 "store is closed",
+            ),
+            (
+                Error::ImportInvalid {
+                    line: 7,
+                    reason: "checksum mismatch".into(),
+                },
+                "import_invalid",
+                ErrorKind::InvalidInput,
+                "invalid ledger file at line 7: checksum mismatch",
+            ),
+            (
+                Error::StoreNotEmpty,
+                "store_not_empty",
+                ErrorKind::Conflict,
+                "the store is not empty: import needs an empty store",
             ),
             (
                 Error::Internal {

@@ -25,6 +25,7 @@ pub mod money;
 pub mod notify;
 pub mod payment_method;
 pub mod payments;
+pub mod portable;
 pub mod reports;
 pub mod store;
 pub mod stored;

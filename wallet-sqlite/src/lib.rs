@@ -6,6 +6,7 @@ mod checkpoint;
 mod error;
 mod payment_methods;
 mod payments;
+mod portable;
 
 use wallet_core::Timestamp;
 use wallet_core::decide::{LinkRecord, MerchantRecord, Spend};
@@ -35,6 +36,7 @@ use wallet_core::history::{HistoryFilter, HistoryPage};
 use wallet_core::identity::UserRecord;
 use wallet_core::ids::{TransactionId, UserId, WalletId};
 use wallet_core::payment_method::{PaymentMethod, PaymentMethodId};
+use wallet_core::portable::{Imported, Portable, Summary};
 use wallet_core::store::{AuditPage, Login, Outcome, Store};
 use wallet_core::transaction::Transaction;
 use wallet_core::verify::VerifyReport;
@@ -168,6 +170,7 @@ struct Inner {
     reads: Reads,
     threads: std::sync::Mutex<Vec<JoinHandle<()>>>,
     path: Option<PathBuf>,
+    options: Options,
 }
 
 impl Inner {
@@ -177,13 +180,21 @@ impl Inner {
         if let Reads::Pool(reads) = &self.reads {
             reads.close();
         }
-        let threads: Vec<JoinHandle<()>> = match self.threads.lock() {
-            Ok(mut guard) => guard.drain(..).collect(),
-            Err(poisoned) => poisoned.into_inner().drain(..).collect(),
-        };
+        let threads: Vec<JoinHandle<()>> = self.threads().drain(..).collect();
         for t in threads {
             // A thread that panicked has nothing left to hand back; the store is closed anyway.
             let _ = t.join();
+        }
+    }
+}
+
+impl Inner {
+    /// The store's threads (a thread that panicked while holding the lock left nothing to
+    /// repair in a list of handles).
+    fn threads(&self) -> std::sync::MutexGuard<'_, Vec<JoinHandle<()>>> {
+        match self.threads.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
         }
     }
 }
@@ -303,14 +314,7 @@ impl SqliteStore {
 
         let mut readers = Vec::with_capacity(usize::from(options.readers));
         for _ in 0..options.readers {
-            let reader = Connection::open_with_flags(
-                &path,
-                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-            )
-            .map_err(map_sqlite)?;
-            configure(&reader, &options, Role::Reader)?;
-            schema::check_version(&reader)?;
-            readers.push(reader);
+            readers.push(open_reader(&path, &options)?);
         }
         let checkpointer = Connection::open_with_flags(
             &path,
@@ -318,7 +322,7 @@ impl SqliteStore {
         )
         .map_err(map_sqlite)?;
         configure(&checkpointer, &options, Role::Checkpointer)?;
-        Self::start(conn, readers, Some((path, checkpointer)), &options)
+        Self::start(conn, readers, Some((path, checkpointer)), options)
     }
 
     /// A private in-memory database, for tests and ephemeral use. One connection serves both
@@ -328,7 +332,7 @@ impl SqliteStore {
         let mut conn = Connection::open_in_memory().map_err(map_sqlite)?;
         configure(&conn, &options, Role::Writer)?;
         schema::migrate_to(&mut conn, schema::latest_version())?;
-        Self::start(conn, Vec::new(), None, &options)
+        Self::start(conn, Vec::new(), None, options)
     }
 
     /// Starts the threads. `file` is the path and the checkpointer's connection (none in memory).
@@ -336,7 +340,7 @@ impl SqliteStore {
         mut writer_conn: Connection,
         readers: Vec<Connection>,
         file: Option<(PathBuf, Connection)>,
-        options: &Options,
+        options: Options,
     ) -> Result<Self> {
         let queue = usize::try_from(options.queue_depth).unwrap_or(usize::MAX);
         let (write_tx, write_rx) = async_channel::bounded::<Job>(queue);
@@ -403,6 +407,7 @@ impl SqliteStore {
                 reads,
                 threads: std::sync::Mutex::new(threads),
                 path,
+                options,
             }),
         })
     }
@@ -446,11 +451,50 @@ impl SqliteStore {
         rx.await.map_err(|_| Error::Closed)?
     }
 
+    /// Runs `f` on a connection of its own, in a thread of its own, so that a long read (an
+    /// export) neither holds a pooled reader nor delays anyone. In memory, where there is only
+    /// the writer's connection, it runs there.
+    async fn read_alone<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let Some(path) = self.inner.path.clone() else {
+            return self.read(f).await;
+        };
+        if self.inner.writes.is_closed() {
+            return Err(Error::Closed);
+        }
+        let options = self.inner.options.clone();
+        let (tx, rx) = oneshot::channel();
+        let thread = spawn("wallet-reader-alone".into(), move || {
+            let _ = tx.send(open_reader(&path, &options).and_then(|conn| f(&conn)));
+        })?;
+        {
+            // Closing the store waits for this read as for queued work.
+            let mut threads = self.inner.threads();
+            threads.retain(|t| !t.is_finished());
+            threads.push(thread);
+        }
+        rx.await.map_err(|_| Error::Closed)?
+    }
+
     /// Stops accepting work, lets queued work finish, and waits for the threads to exit.
     /// Every clone of this store answers [`Error::Closed`] afterwards.
     pub fn close(&self) {
         self.inner.shut_down();
     }
+}
+
+/// A read-only connection to the database at `path`, at the schema this code expects.
+fn open_reader(path: &Path, options: &Options) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(map_sqlite)?;
+    configure(&conn, options, Role::Reader)?;
+    schema::check_version(&conn)?;
+    Ok(conn)
 }
 
 fn spawn(name: String, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>> {
@@ -624,8 +668,37 @@ impl Store for SqliteStore {
     }
 }
 
+/// Export and import in the portable format (see `docs/PORTABLE.md`).
+///
+/// An export reads one snapshot on a connection and thread of its own, so reads and writes go
+/// on meanwhile (the write-ahead log cannot be rewound past the snapshot until it ends). An
+/// import runs on the writer thread, between two group commits, in one transaction: writes
+/// queued behind it wait, and it drops the writer's caches.
+impl Portable for SqliteStore {
+    async fn export<W: std::io::Write + Send + 'static>(&self, out: W) -> Result<Summary> {
+        self.read_alone(move |conn| portable::export(conn, out))
+            .await
+    }
+
+    async fn import<R: std::io::Read + Send + 'static>(&self, input: R) -> Result<Imported> {
+        let (tx, rx) = oneshot::channel();
+        let job: ReadJob = Box::new(move |conn| {
+            let _ = tx.send(portable::import(conn, input));
+        });
+        self.inner
+            .writes
+            .send(Job::Maintain(job))
+            .await
+            .map_err(|_| Error::Closed)?;
+        rx.await.map_err(|_| Error::Closed)?
+    }
+}
+
 /// Runs `f` inside a read transaction so all its statements see one snapshot.
-fn in_snapshot<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+pub(crate) fn in_snapshot<T>(
+    conn: &Connection,
+    f: impl FnOnce(&Connection) -> Result<T>,
+) -> Result<T> {
     conn.execute_batch("BEGIN DEFERRED").map_err(map_sqlite)?;
     let result = f(conn);
     // A read transaction has nothing to commit; ending it releases the snapshot.

@@ -11,7 +11,7 @@
 //! `data_version` tells it when another connection did, and the cache is then dropped. Changes
 //! made inside a batch are staged and reach the cache only when the batch commits.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -44,6 +44,9 @@ pub(crate) enum Job {
     Write(Command, oneshot::Sender<Result<Outcome>>),
     /// A read (in-memory stores only: they have a single connection).
     Read(ReadJob),
+    /// Work that manages its own transaction on the writer's connection, between two group
+    /// commits (an import). Afterwards the writer forgets its caches.
+    Maintain(ReadJob),
 }
 
 /// Runs read jobs on `conn` until the queue is closed and drained.
@@ -186,16 +189,21 @@ impl Writer {
 
     /// Serves jobs until the queue is closed and drained.
     pub(crate) fn run(mut self, jobs: async_channel::Receiver<Job>) {
-        let mut reads = Vec::new();
-        while let Ok(job) = jobs.recv_blocking() {
+        // Jobs met while a batch gathered writes, served in arrival order once it committed.
+        let mut aside = VecDeque::new();
+        loop {
+            let job = match aside.pop_front() {
+                Some(job) => job,
+                None => match jobs.recv_blocking() {
+                    Ok(job) => job,
+                    Err(_) => break,
+                },
+            };
             match job {
                 Job::Read(read) => run_read(&self.conn, read),
+                Job::Maintain(work) => self.maintain(work),
                 Job::Write(command, reply) => {
-                    self.group_commit(WriteJob { command, reply }, &jobs, &mut reads);
-                    // Reads that arrived during the batch see it committed.
-                    for read in reads.drain(..) {
-                        run_read(&self.conn, read);
-                    }
+                    self.group_commit(WriteJob { command, reply }, &jobs, &mut aside);
                 }
             }
         }
@@ -206,18 +214,38 @@ impl Writer {
         );
     }
 
-    /// The next write waiting in the queue, if any; reads met on the way are set aside.
+    /// The next write waiting in the queue, if any. Reads met on the way are set aside (they
+    /// will see the batch committed); maintenance is set aside too and ends the batch, so that
+    /// writes queued after it wait for it.
     fn next_write(
         jobs: &async_channel::Receiver<Job>,
-        reads: &mut Vec<ReadJob>,
+        aside: &mut VecDeque<Job>,
     ) -> Option<WriteJob> {
         while let Ok(job) = jobs.try_recv() {
             match job {
                 Job::Write(command, reply) => return Some(WriteJob { command, reply }),
-                Job::Read(read) => reads.push(read),
+                Job::Read(read) => aside.push_back(Job::Read(read)),
+                Job::Maintain(work) => {
+                    aside.push_back(Job::Maintain(work));
+                    return None;
+                }
             }
         }
         None
+    }
+
+    /// Runs maintenance work, then forgets every cached state (the work may have changed any
+    /// row) and lets the checkpoint policy see the log it may have grown.
+    fn maintain(&mut self, work: ReadJob) {
+        run_read(&self.conn, work);
+        if !self.conn.is_autocommit() {
+            // Work that panicked mid-transaction must not leave it open for the next batch.
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+        self.cache.clear();
+        if let Some(policy) = &mut self.checkpoints {
+            policy.after_commit(&self.conn);
+        }
     }
 
     /// One group commit: opens a transaction, applies `first` and then every command that
@@ -228,7 +256,7 @@ impl Writer {
         &mut self,
         first: WriteJob,
         jobs: &async_channel::Receiver<Job>,
-        reads: &mut Vec<ReadJob>,
+        aside: &mut VecDeque<Job>,
     ) {
         self.counters.batches.fetch_add(1, Ordering::Relaxed);
         if let Err(e) = self.begin() {
@@ -251,7 +279,7 @@ impl Writer {
                 }
             }
             if answers.len() < self.batch_max {
-                next = Self::next_write(jobs, reads);
+                next = Self::next_write(jobs, aside);
             }
         }
         let committed = match doomed {

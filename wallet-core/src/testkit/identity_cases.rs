@@ -550,7 +550,7 @@ pub async fn wallets_need_a_registered_owner<T: Store + Clone>(store: T) {
     );
 }
 
-fn card(last4: &str, month: u8, year: u16, nickname: Option<&str>) -> NewPaymentMethod {
+pub(crate) fn card(last4: &str, month: u8, year: u16, nickname: Option<&str>) -> NewPaymentMethod {
     NewPaymentMethod {
         kind: PaymentMethodKind::CreditCard,
         provider: "stripe".into(),

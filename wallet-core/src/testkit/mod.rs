@@ -19,6 +19,7 @@ pub mod cases;
 pub mod identity_cases;
 pub mod model;
 pub mod payment_cases;
+pub mod portable_cases;
 pub mod storage;
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
