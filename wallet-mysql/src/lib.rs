@@ -4,6 +4,7 @@
 mod error;
 mod events;
 mod payments;
+mod portable;
 mod queries;
 mod reads;
 mod schema;
@@ -349,6 +350,24 @@ async fn begin_snapshot(conn: &mut MySqlConnection) -> Result<()> {
         .await
         .map_err(map_sqlx)?;
     Ok(())
+}
+
+impl wallet_core::portable::Portable for MySqlStore {
+    async fn export<W: std::io::Write + Send + 'static>(
+        &self,
+        out: W,
+    ) -> Result<wallet_core::portable::Summary> {
+        let mut conn = self.inner.pool.acquire().await.map_err(map_sqlx)?;
+        portable::export(&mut conn, out).await
+    }
+
+    async fn import<R: std::io::Read + Send + 'static>(
+        &self,
+        input: R,
+    ) -> Result<wallet_core::portable::Imported> {
+        let mut conn = self.inner.pool.acquire().await.map_err(map_sqlx)?;
+        portable::import(&mut conn, input).await
+    }
 }
 
 impl Store for MySqlStore {
