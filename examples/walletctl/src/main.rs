@@ -84,7 +84,7 @@ async fn run(args: &[&str]) -> Result<(), Failure> {
         ["export", url, file] => export(url, file).await,
         ["import", url, file] => import(url, file).await,
         ["verify", url] => verify(url).await,
-        ["migrate", url] => migrate(url),
+        ["migrate", url] => migrate(url).await,
         ["copy", from, to] => copy(from, to).await,
         ["help" | "--help" | "-h"] => {
             println!("{USAGE}");
@@ -103,9 +103,9 @@ async fn with_open<T>(
     how: Open,
     command: impl AsyncFnOnce(&AnyStore) -> Result<T, Failure>,
 ) -> Result<T, Failure> {
-    let store = AnyStore::open(url, how)?;
+    let store = AnyStore::open(url, how).await?;
     let result = command(&store).await;
-    store.close();
+    store.close().await;
     result
 }
 
@@ -190,26 +190,26 @@ async fn verify(url: &str) -> Result<(), Failure> {
     }
 }
 
-fn migrate(url: &str) -> Result<(), Failure> {
-    // Opening migrates (each step in its own transaction); there is nothing else to do.
-    let store = AnyStore::open(url, Open::MayCreate)?;
-    store.close();
+async fn migrate(url: &str) -> Result<(), Failure> {
+    // Opening migrates; there is nothing else to do.
+    let store = AnyStore::open(url, Open::MayCreate).await?;
+    store.close().await;
     eprintln!("{url}: the schema is at the latest version");
     Ok(())
 }
 
 async fn copy(from: &str, to: &str) -> Result<(), Failure> {
-    let source = AnyStore::open(from, Open::Existing)?;
-    let target = match AnyStore::open(to, Open::MayCreate) {
+    let source = AnyStore::open(from, Open::Existing).await?;
+    let target = match AnyStore::open(to, Open::MayCreate).await {
         Ok(t) => t,
         Err(e) => {
-            source.close();
+            source.close().await;
             return Err(e);
         }
     };
     let copied = with_store!(&source, a => with_store!(&target, b => stream(a, b).await));
-    source.close();
-    target.close();
+    source.close().await;
+    target.close().await;
     let imported = copied?;
     eprintln!("copied {}", describe_import(&imported));
     Ok(())
