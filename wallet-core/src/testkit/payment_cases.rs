@@ -19,7 +19,7 @@ const SECOND: i64 = 1_000_000;
 const HOUR: i64 = 3600 * SECOND;
 const DAY: i64 = 24 * HOUR;
 
-fn details(amount: &str, key: String) -> MoveDetails {
+pub(crate) fn details(amount: &str, key: String) -> MoveDetails {
     MoveDetails {
         amount: d(amount),
         description: None,

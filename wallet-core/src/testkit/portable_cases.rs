@@ -13,12 +13,13 @@ use std::sync::{Arc, Mutex};
 use serde_json::json;
 
 use super::identity_cases::card;
+use super::payment_cases::details;
 use super::{Fixture, assert_code, cases, d};
 use crate::config::Config;
 use crate::error::Result;
 use crate::fees::Rounding;
 use crate::identity::KycStatus;
-use crate::ledger::{DepositRequest, MoveDetails, TransferRequest, WithdrawRequest};
+use crate::ledger::{DepositRequest, TransferRequest, WithdrawRequest};
 use crate::payments::{
     ExchangeRequest, HoldRequest, HoldTarget, LinkRequest, PaymentRequest, RefundRequest,
 };
@@ -105,15 +106,6 @@ pub fn populated_config() -> Config {
         .unwrap()
         .with_reference_rate("USD", "EUR", d("0.9"))
         .unwrap()
-}
-
-fn details(amount: &str, key: String) -> MoveDetails {
-    MoveDetails {
-        amount: d(amount),
-        description: None,
-        metadata: None,
-        idempotency_key: key,
-    }
 }
 
 /// A ledger with a row in every table: users (one deleted), payment methods, wallets in two
@@ -366,8 +358,8 @@ where
     assert_eq!(file.split(|b| *b == b'\n').count(), 3);
 }
 
-/// One way to damage a file: what it does, and the file it makes from a good one.
-type Damage = (&'static str, Box<dyn Fn(&[String]) -> Vec<u8>>);
+/// Makes a damaged file from the lines of a good one.
+type Damage = Box<dyn Fn(&[String]) -> Vec<u8>>;
 
 /// The lines of a file, each with its newline.
 fn lines(file: &[u8]) -> Vec<String> {
@@ -391,11 +383,28 @@ fn with_value(line: &str, column: usize, value: serde_json::Value) -> String {
     format!("{row}\n")
 }
 
-/// Every kind of damage: plain (the checksum catches it), and resealed with a recomputed
-/// checksum, so the checks behind the checksum (structure, schema constraints, the ledger's
-/// own verification) must catch it.
-fn damages() -> Vec<Damage> {
-    let body = |ls: &[String]| ls[..ls.len() - 1].to_vec();
+/// The file with its lines edited, the trailer left as it was (the checksum catches it).
+fn edited(edit: impl Fn(&mut Vec<String>) + 'static) -> Damage {
+    Box::new(move |ls| {
+        let mut ls = ls.to_vec();
+        edit(&mut ls);
+        ls.concat().into_bytes()
+    })
+}
+
+/// The file's lines before the trailer, edited, with a new trailer that matches them: only the
+/// checks behind the checksum (structure, schema constraints, the ledger's own verification)
+/// can catch it.
+fn resealed(edit: impl Fn(&mut Vec<String>) + 'static) -> Damage {
+    Box::new(move |ls| {
+        let mut ls = ls[..ls.len() - 1].to_vec();
+        edit(&mut ls);
+        reseal(ls.concat().as_bytes())
+    })
+}
+
+/// Every kind of damage, with what it does.
+fn damages() -> Vec<(&'static str, Damage)> {
     vec![
         (
             "a digit flipped in a row (only the checksum can tell)",
@@ -409,11 +418,7 @@ fn damages() -> Vec<Damage> {
         ),
         (
             "a line dropped",
-            Box::new(|ls| {
-                let mut ls = ls.to_vec();
-                ls.remove(first_row(&ls, "transactions") + 1);
-                ls.concat().into_bytes()
-            }),
+            edited(|ls| drop(ls.remove(first_row(ls, "transactions") + 1))),
         ),
         (
             "truncated mid-file",
@@ -424,99 +429,68 @@ fn damages() -> Vec<Damage> {
         ),
         (
             "truncated at a line boundary",
-            Box::new(|ls| ls[..ls.len() / 2].concat().into_bytes()),
+            edited(|ls| ls.truncate(ls.len() / 2)),
         ),
-        (
-            "the trailer removed",
-            Box::new(move |ls| body(ls).concat().into_bytes()),
-        ),
+        ("the trailer removed", edited(|ls| drop(ls.pop()))),
         (
             "a line after the trailer",
-            Box::new(|ls| {
-                let mut file = ls.concat();
-                file.push_str(&ls[1]);
-                file.into_bytes()
-            }),
+            edited(|ls| ls.push(ls[1].clone())),
         ),
         (
             "a header count changed",
-            Box::new(|ls| {
-                let mut ls = ls.to_vec();
-                ls[0] = ls[0].replacen("\"users\":", "\"users\":1", 1);
-                ls.concat().into_bytes()
-            }),
+            edited(|ls| ls[0] = ls[0].replacen("\"users\":", "\"users\":1", 1)),
         ),
         (
             "resealed: a header count changed",
-            Box::new(move |ls| {
-                let mut ls = body(ls);
-                ls[0] = ls[0].replacen("\"entries\":", "\"entries\":1", 1);
-                reseal(ls.concat().as_bytes())
-            }),
+            resealed(|ls| ls[0] = ls[0].replacen("\"entries\":", "\"entries\":1", 1)),
         ),
         (
             "resealed: tables reordered",
-            Box::new(move |ls| {
-                let mut ls = body(ls);
-                let (w, t) = (first_row(&ls, "wallets"), first_row(&ls, "transactions"));
+            resealed(|ls| {
+                let (w, t) = (first_row(ls, "wallets"), first_row(ls, "transactions"));
                 let wallets: Vec<String> = ls.drain(w..t).collect();
-                let at = first_row(&ls, "entries");
+                let at = first_row(ls, "entries");
                 ls.splice(at..at, wallets);
-                reseal(ls.concat().as_bytes())
             }),
         ),
         (
             "resealed: a row dropped",
-            Box::new(move |ls| {
-                let mut ls = body(ls);
-                ls.remove(first_row(&ls, "entries"));
-                reseal(ls.concat().as_bytes())
-            }),
+            resealed(|ls| drop(ls.remove(first_row(ls, "entries")))),
         ),
         (
             "resealed: a balance changed (the ledger no longer verifies)",
-            Box::new(move |ls| {
-                let mut ls = body(ls);
-                let i = first_row(&ls, "entries");
+            resealed(|ls| {
+                let i = first_row(ls, "entries");
                 ls[i] = with_value(&ls[i], 4, json!(999_999_999));
-                reseal(ls.concat().as_bytes())
             }),
         ),
         (
             "resealed: an open hold's amount changed (held no longer matches)",
-            Box::new(move |ls| {
-                let mut ls = body(ls);
-                let i = first_row(&ls, "pending");
+            resealed(|ls| {
+                let i = first_row(ls, "pending");
                 ls[i] = with_value(&ls[i], 4, json!(1));
-                reseal(ls.concat().as_bytes())
             }),
         ),
         (
             "resealed: an entry of a wallet that does not exist (foreign key)",
-            Box::new(move |ls| {
-                let mut ls = body(ls);
-                let i = first_row(&ls, "pending") - 1;
+            resealed(|ls| {
+                let i = first_row(ls, "pending") - 1;
                 ls[i] = with_value(&ls[i], 0, json!(1_000_000));
-                reseal(ls.concat().as_bytes())
             }),
         ),
         (
             "resealed: two users with one username (unique)",
-            Box::new(move |ls| {
-                let mut ls = body(ls);
-                let i = first_row(&ls, "users");
+            resealed(|ls| {
+                let i = first_row(ls, "users");
                 let name: serde_json::Value = serde_json::from_str(&ls[i]).unwrap();
                 ls[i + 1] = with_value(&ls[i + 1], 1, name["r"][1].clone());
-                reseal(ls.concat().as_bytes())
             }),
         ),
         (
             "resealed: a null where the schema forbids it",
-            Box::new(move |ls| {
-                let mut ls = body(ls);
-                let i = first_row(&ls, "events");
+            resealed(|ls| {
+                let i = first_row(ls, "events");
                 ls[i] = with_value(&ls[i], 2, serde_json::Value::Null);
-                reseal(ls.concat().as_bytes())
             }),
         ),
         ("empty input", Box::new(|_| Vec::new())),
