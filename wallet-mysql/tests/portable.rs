@@ -27,3 +27,37 @@ async fn sqlite_to_mysql_to_sqlite_is_identical() {
     let (again, _) = export_bytes(&back).await;
     assert_eq!(again, original, "and SQLite gets it back unchanged");
 }
+
+/// The format's table list is this schema's: same tables, same columns in the same order
+/// (besides the MySQL-only `events.seq` and the generated `payment_methods.default_owner`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn format_tables_match_the_live_schema() {
+    use sqlx::Connection;
+    let name = common::fresh_database().await;
+    let _drop = common::DropDatabase(name.clone());
+    let mut c = sqlx::MySqlConnection::connect(&common::admin_db_url(&name))
+        .await
+        .unwrap();
+    for table in &wallet_core::portable::TABLES {
+        let live: Vec<String> = sqlx::query_scalar(
+            "SELECT CAST(column_name AS CHAR) FROM information_schema.columns
+             WHERE table_schema = DATABASE() AND table_name = ? ORDER BY ordinal_position",
+        )
+        .bind(table.name)
+        .fetch_all(&mut c)
+        .await
+        .unwrap();
+        let live: Vec<&str> = live
+            .iter()
+            .map(String::as_str)
+            .filter(|c| {
+                !matches!(
+                    (table.name, *c),
+                    ("events", "seq") | ("payment_methods", "default_owner")
+                )
+            })
+            .collect();
+        let format: Vec<&str> = table.columns.iter().map(|c| c.name).collect();
+        assert_eq!(live, format, "columns of {}", table.name);
+    }
+}
