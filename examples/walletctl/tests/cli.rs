@@ -113,16 +113,20 @@ async fn damaged_files_and_bad_commands_fail_cleanly() {
     );
     expect(0, &["import", &url(&p("b.db")), file.to_str().unwrap()]);
 
-    // A missing source, a mysql URL, unknown commands and URLs.
+    // A missing source, an unreachable MySQL server, unknown commands and URLs.
     let missing = url(&p("missing.db"));
     let (_, said) = expect(1, &["verify", &missing]);
     assert!(said.contains("no such file"), "{said}");
     assert!(!p("missing.db").exists());
-    let (_, said) = expect(1, &["copy", &url(&p("a.db")), "mysql://u@h/db"]);
-    assert!(
-        said.contains("mysql backend not built into this tool yet"),
-        "{said}"
+    let (_, said) = expect(
+        1,
+        &[
+            "copy",
+            &url(&p("a.db")),
+            "mysql://u@unresolvable.invalid/db",
+        ],
     );
+    assert!(said.contains("[storage_error]"), "{said}");
     expect(2, &[]);
     expect(2, &["export", "a.db", "-"]);
     expect(2, &["verify"]);
