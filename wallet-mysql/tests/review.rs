@@ -11,7 +11,7 @@ use wallet_core::store::Store;
 use wallet_core::testkit::d;
 use wallet_core::testkit::registration;
 use wallet_core::testkit::storage::{funded_wallets, ledger};
-use wallet_core::{Actor, DepositRequest, Ledger, UserId};
+use wallet_core::{Actor, DepositRequest, UserId};
 use wallet_mysql::{ConnectOptions, MySqlStore};
 
 /// Two stores (two processes) on one fresh database; the database goes with the first.
@@ -81,15 +81,20 @@ async fn cancelled_snapshot_read_leaves_no_open_transaction() {
     for step in 0..60u64 {
         let timeout = Duration::from_micros(200 + step * 150);
         let admin = Actor::new(UserId::new(9_999).unwrap(), wallet_core::Role::Admin);
-        let cut = tokio::time::timeout(timeout, la.verify(&admin)).await.is_err();
+        let cut = tokio::time::timeout(timeout, la.verify(&admin))
+            .await
+            .is_err();
         if !cut {
             continue;
         }
         // Process B moves money; process A must see it on its next read.
         let before = b.wallet(wallet).await.unwrap().unwrap().head.balance_minor;
-        lb.deposit(&who, DepositRequest::new(wallet, d("0.01"), format!("s{step}")))
-            .await
-            .unwrap();
+        lb.deposit(
+            &who,
+            DepositRequest::new(wallet, d("0.01"), format!("s{step}")),
+        )
+        .await
+        .unwrap();
         let seen = a.wallet(wallet).await.unwrap().unwrap().head.balance_minor;
         if seen == before {
             cancelled_inside += 1;
