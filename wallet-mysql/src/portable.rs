@@ -33,6 +33,8 @@ use crate::{begin_snapshot, events, reads};
 const INSERT_ROWS: usize = 500;
 /// Rows read ahead of the inserts.
 const CHANNEL_ROWS: usize = 4096;
+/// The parser's error when the inserts stopped taking its rows.
+const STOPPED: &str = "the import stopped reading rows";
 
 fn is_events(table: &Table) -> bool {
     table.name == "events"
@@ -197,7 +199,7 @@ async fn load<R: Read + Send + 'static>(conn: &mut MySqlConnection, input: R) ->
     let parser = tokio::task::spawn_blocking(move || {
         Reader::new(input)?.for_each_row(|row| {
             rows_tx.blocking_send(row).map_err(|_| Error::Internal {
-                detail: "the import stopped reading rows".into(),
+                detail: STOPPED.into(),
             })
         })
     });
@@ -228,8 +230,11 @@ async fn load<R: Read + Send + 'static>(conn: &mut MySqlConnection, input: R) ->
     let parsed = parser.await.map_err(|e| Error::Internal {
         detail: format!("the import's parser failed: {e}"),
     })?;
-    // A damaged file explains a failed insert better than the insert's own error.
+    // A damaged file explains a failed insert better than the insert's own error; but a
+    // parser that failed only because the failed inserts stopped taking its rows explains
+    // nothing (it used to hide the insert's `import_invalid` behind an internal error).
     let summary = match (parsed, inserted) {
+        (Err(Error::Internal { detail }), Err(e)) if detail == STOPPED => return Err(e),
         (Err(e), _) => return Err(e),
         (Ok(_), Err(e)) => return Err(e),
         (Ok(summary), Ok(())) => summary,

@@ -316,3 +316,49 @@ async fn export_holds_the_events_of_every_exported_transaction() {
         "(round, transactions without their event, transactions): {failures:?}"
     );
 }
+
+/// A file whose rows break the schema early (two users with one username) and that has many
+/// rows after them: the failed insert stops taking rows while the parser still sends them,
+/// and the import answered with the parser's "internal error: the import stopped reading
+/// rows" instead of `import_invalid` naming the line. The store stays empty either way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_reports_the_broken_row_not_the_stopped_parser() {
+    use wallet_core::portable::reseal;
+    use wallet_core::testkit::portable_cases::{assert_empty, export_bytes, import_bytes};
+    let source = common::fresh_store().await;
+    let l = ledger(source.clone()).await;
+    funded_wallets(&l, 2, "1.00").await;
+    let (file, _) = export_bytes(&source).await;
+    let text = String::from_utf8(file).unwrap();
+    let mut lines: Vec<String> = text.lines().map(|l| format!("{l}\n")).collect();
+    lines.pop(); // the trailer: resealed below
+    // The second user takes the first one's username.
+    let users: Vec<usize> = (0..lines.len())
+        .filter(|i| lines[*i].starts_with("{\"t\":\"users\""))
+        .collect();
+    let mut first: serde_json::Value = serde_json::from_str(&lines[users[0]]).unwrap();
+    let mut second: serde_json::Value = serde_json::from_str(&lines[users[1]]).unwrap();
+    second["r"][1] = first["r"][1].take();
+    lines[users[1]] = format!("{}\n", serde_json::to_string(&second).unwrap());
+    // Many audit records after everything else.
+    let audit: Vec<usize> = (0..lines.len())
+        .filter(|i| lines[*i].starts_with("{\"t\":\"audit_log\""))
+        .collect();
+    let template: serde_json::Value = serde_json::from_str(&lines[*audit.last().unwrap()]).unwrap();
+    let mut next = template["r"][0].as_i64().unwrap();
+    let extra = 10_000;
+    for _ in 0..extra {
+        next += 1;
+        let mut row = template.clone();
+        row["r"][0] = next.into();
+        lines.push(format!("{}\n", serde_json::to_string(&row).unwrap()));
+    }
+    let old = format!("\"audit_log\":{}}}", audit.len());
+    assert!(lines[0].contains(&old), "{}", lines[0]);
+    lines[0] = lines[0].replace(&old, &format!("\"audit_log\":{}}}", audit.len() + extra));
+    let bad = reseal(lines.concat().as_bytes());
+    let target = common::fresh_store().await;
+    let e = import_bytes(&target, bad).await.unwrap_err();
+    assert_eq!(e.code(), "import_invalid", "{e}");
+    assert_empty(&target, "after the refused import").await;
+}
