@@ -362,3 +362,132 @@ async fn import_reports_the_broken_row_not_the_stopped_parser() {
     assert_eq!(e.code(), "import_invalid", "{e}");
     assert_empty(&target, "after the refused import").await;
 }
+
+/// Holds placed, captured, voided, lapsing and expired, transfers and refunds, all at once
+/// through two processes on four wallets: every answer is a typed business refusal or a
+/// success, and the ledger verifies afterwards (balances re-added, `held` equal to the open
+/// holds) with the customers' money conserved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn holds_captures_expiry_and_refunds_race_without_breaking_the_ledger() {
+    use rand::rngs::SmallRng;
+    use rand::{RngExt, SeedableRng};
+    use std::sync::Mutex;
+    use wallet_core::payments::{HoldRequest, HoldTarget, RefundRequest};
+    use wallet_core::{MoveDetails, TransactionRef, TransferRequest};
+
+    let (a, b) = two_stores(common::test_options()).await;
+    let ledgers = [Arc::new(ledger(a).await), Arc::new(ledger(b).await)];
+    let root = ledgers[0].bootstrap(registration("root")).await.unwrap();
+    let root = Actor::new(root.id, root.role);
+    let funded = funded_wallets(&ledgers[0], 4, "100.00").await;
+    // (hold, payer), (completed transfer, payee)
+    let holds: Arc<Mutex<Vec<(TransactionRef, Actor)>>> = Arc::default();
+    let paid: Arc<Mutex<Vec<(TransactionRef, Actor)>>> = Arc::default();
+    let unexpected: Arc<Mutex<Vec<String>>> = Arc::default();
+    let mut tasks = Vec::new();
+    for t in 0..8u64 {
+        let ledger = Arc::clone(&ledgers[(t % 2) as usize]);
+        let (funded, holds, paid, unexpected) = (
+            funded.clone(),
+            Arc::clone(&holds),
+            Arc::clone(&paid),
+            Arc::clone(&unexpected),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut rng = SmallRng::seed_from_u64(7 + t);
+            for i in 0..80 {
+                let key = format!("c{t}-{i}");
+                let from = rng.random_range(0..funded.len());
+                let to = (from + rng.random_range(1..funded.len())) % funded.len();
+                let (payer, wallet) = funded[from];
+                let (payee, target) = funded[to];
+                let amount = wallet_core::Decimal::new(rng.random_range(1..=3_000i64), 2);
+                let pick = |v: &Arc<Mutex<Vec<(TransactionRef, Actor)>>>, rng: &mut SmallRng| {
+                    let v = v.lock().unwrap();
+                    (!v.is_empty()).then(|| v[rng.random_range(0..v.len())])
+                };
+                let result = match rng.random_range(0..6) {
+                    0 => {
+                        let req = HoldRequest {
+                            wallet: wallet.into(),
+                            target: HoldTarget::Wallet(target.into()),
+                            details: MoveDetails {
+                                amount,
+                                description: None,
+                                metadata: None,
+                                idempotency_key: key,
+                            },
+                            ttl_micros: Some(rng.random_range(5_000..300_000)),
+                        };
+                        ledger.hold(&payer, req).await.map(|r| {
+                            holds.lock().unwrap().push((r.transaction.reference, payer));
+                        })
+                    }
+                    1 => match pick(&holds, &mut rng) {
+                        Some((h, who)) => {
+                            let part = rng.random_bool(0.5).then(|| d("0.01"));
+                            ledger.capture(&who, h, part).await.map(|r| {
+                                let owner = funded
+                                    .iter()
+                                    .find(|(_, w)| {
+                                        r.transaction.legs.iter().any(|l| {
+                                            l.amount.minor() > 0 && l.wallet == *w
+                                        })
+                                    })
+                                    .map(|(a, _)| *a);
+                                if let Some(owner) = owner {
+                                    paid.lock().unwrap().push((r.transaction.reference, owner));
+                                }
+                            })
+                        }
+                        None => Ok(()),
+                    },
+                    2 => match pick(&holds, &mut rng) {
+                        Some((h, who)) => ledger.cancel(&who, h).await.map(|_| ()),
+                        None => Ok(()),
+                    },
+                    3 => ledger
+                        .transfer(&payer, TransferRequest::new(wallet, target, amount, key))
+                        .await
+                        .map(|r| {
+                            paid.lock().unwrap().push((r.transaction.reference, payee));
+                        }),
+                    4 => match pick(&paid, &mut rng) {
+                        Some((p, who)) => {
+                            let req = RefundRequest {
+                                transaction: p,
+                                amount: rng.random_bool(0.5).then(|| d("0.01")),
+                                description: None,
+                                idempotency_key: key,
+                            };
+                            ledger.refund(&who, req).await.map(|_| ())
+                        }
+                        None => Ok(()),
+                    },
+                    _ => ledger.expire_due(&root, 100).await.map(|_| ()),
+                };
+                if let Err(e) = result {
+                    let fine = [
+                        "insufficient_funds",
+                        "not_pending",
+                        "pending_expired",
+                        "refund_exceeds_original",
+                        "not_refundable",
+                    ];
+                    if !fine.contains(&e.code()) {
+                        unexpected.lock().unwrap().push(format!("{}: {e}", e.code()));
+                    }
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let report = ledgers[1].verify(&root).await.unwrap();
+    assert!(report.is_ok(), "{report:#?}");
+    let usd = wallet_core::Currency::iso("USD").unwrap().code();
+    assert_eq!(report.customer_balances[&usd], 4 * 10_000, "money conserved");
+    let unexpected = unexpected.lock().unwrap();
+    assert!(unexpected.is_empty(), "{unexpected:#?}");
+}
