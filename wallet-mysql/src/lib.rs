@@ -326,19 +326,70 @@ macro_rules! with_conn {
 }
 
 /// As [`with_conn!`], inside one read-only transaction that sees a single snapshot.
+///
+/// The transaction is opened with plain SQL, which sqlx does not track: if the call were
+/// cancelled before the `COMMIT` (a caller's timeout, a client gone) and the connection went
+/// back to the pool, it would stay inside the old REPEATABLE READ snapshot, and every later
+/// read on it would return stale data. So the connection is held by an [`Unfinished`] guard
+/// and closed instead of reused unless the snapshot was ended.
 macro_rules! snapshot {
-    ($store:expr, $conn:ident => $body:expr) => {
-        with_conn!($store, $conn => async {
-            begin_snapshot($conn).await?;
-            let result = $body;
-            // A read-only transaction has nothing to commit; ending it releases the snapshot.
-            let end = $conn.execute("COMMIT").await.map_err(map_sqlx);
-            let value = result?;
-            end?;
-            Ok(value)
+    ($store:expr, $conn:ident => $body:expr) => {{
+        let mut tries = 0;
+        loop {
+            let pooled = $store.inner.pool.acquire().await.map_err(map_sqlx)?;
+            let mut open = Unfinished::new(pooled);
+            let ended: Result<_> = async {
+                let $conn: &mut MySqlConnection = &mut open.conn;
+                begin_snapshot($conn).await?;
+                let result = $body;
+                // A read-only transaction has nothing to commit; ending it releases the
+                // snapshot.
+                $conn.execute("COMMIT").await.map_err(map_sqlx)?;
+                Ok(result)
+            }
+            .await;
+            let result = match ended {
+                Ok(result) => {
+                    open.finish();
+                    result
+                }
+                Err(e) => Err(e),
+            };
+            match result {
+                Err(e) if error::is_lost(&e) && tries < RECONNECTS => tries += 1,
+                other => break other,
+            }
         }
-        .await)
-    };
+    }};
+}
+
+/// A pooled connection that may be inside a transaction sqlx does not know of: closed, not
+/// returned to the pool, when dropped before [`Unfinished::finish`].
+struct Unfinished {
+    conn: sqlx::pool::PoolConnection<sqlx::MySql>,
+    finished: bool,
+}
+
+impl Unfinished {
+    fn new(conn: sqlx::pool::PoolConnection<sqlx::MySql>) -> Self {
+        Unfinished {
+            conn,
+            finished: false,
+        }
+    }
+
+    /// The transaction was ended: the connection may serve other calls.
+    fn finish(&mut self) {
+        self.finished = true;
+    }
+}
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.conn.close_on_drop();
+        }
+    }
 }
 
 /// Starts a read-only transaction on one consistent snapshot.
@@ -357,8 +408,13 @@ impl wallet_core::portable::Portable for MySqlStore {
         &self,
         out: W,
     ) -> Result<wallet_core::portable::Summary> {
-        let mut conn = self.inner.pool.acquire().await.map_err(map_sqlx)?;
-        portable::export(&mut conn, out).await
+        // The export reads in a snapshot opened with plain SQL: see `snapshot!`.
+        let mut open = Unfinished::new(self.inner.pool.acquire().await.map_err(map_sqlx)?);
+        let summary = portable::export(&mut open.conn, out).await;
+        if summary.is_ok() {
+            open.finish();
+        }
+        summary
     }
 
     async fn import<R: std::io::Read + Send + 'static>(

@@ -6,6 +6,11 @@
 //! keys are ordered bytewise (`CAST(… AS BINARY)`), as the format requires, whatever the
 //! column's collation.
 //!
+//! Events that were committed but not yet numbered when the export's snapshot began are part
+//! of that snapshot (their transactions are), so they are exported too: after the numbered
+//! ones, in id order, at the next positions (what the sequencer gives them when nothing
+//! commits first). Leaving them out would drop them from every copy made from the file.
+//!
 //! An import runs in one transaction: rows arrive from a parsing thread through a bounded
 //! channel and are inserted in multi-row statements; the ledger is verified on the
 //! uncommitted data; the transaction commits only once the file's trailer checked out and
@@ -28,19 +33,26 @@ use crate::{begin_snapshot, events, reads};
 const INSERT_ROWS: usize = 500;
 /// Rows read ahead of the inserts.
 const CHANNEL_ROWS: usize = 4096;
+/// The parser's error when the inserts stopped taking its rows.
+const STOPPED: &str = "the import stopped reading rows";
 
 fn is_events(table: &Table) -> bool {
     table.name == "events"
 }
 
-/// `` `a`, `b` `` for the columns of `table`, with the events' `id` read from `seq`.
+/// The position an event is exported at: its `seq`, or for one not numbered yet, the next
+/// positions after the highest number, in id order (see the module's documentation).
+const EVENT_POSITION: &str = "CAST(coalesce(`seq`, (SELECT coalesce(max(`seq`), 0) FROM `events`) \
+     + ROW_NUMBER() OVER (PARTITION BY `seq` IS NULL ORDER BY `id`)) AS SIGNED)";
+
+/// `` `a`, `b` `` for the columns of `table`, with the events' `id` their position.
 fn select_list(table: &Table) -> String {
     table
         .columns
         .iter()
         .map(|c| {
             if is_events(table) && c.name == "id" {
-                "`seq`".to_owned()
+                EVENT_POSITION.to_owned()
             } else {
                 format!("`{}`", c.name)
             }
@@ -55,27 +67,18 @@ fn select_sql(table: &Table) -> String {
         .key()
         .iter()
         .map(|c| match (is_events(table), c.ty) {
-            (true, _) => "`seq`".to_owned(),
+            // Numbered events first, by number; then the others, by id.
+            (true, _) => "`seq` IS NULL, `seq`, `id`".to_owned(),
             (false, ColumnType::Int) => format!("`{}`", c.name),
             (false, _) => format!("CAST(`{}` AS BINARY)", c.name),
         })
         .collect::<Vec<_>>()
         .join(", ");
     format!(
-        "SELECT {} FROM `{}`{} ORDER BY {order}",
+        "SELECT {} FROM `{}` ORDER BY {order}",
         select_list(table),
-        table.name,
-        exported_rows(table)
+        table.name
     )
-}
-
-/// Which rows an export holds: events not yet numbered are not in the feed yet.
-fn exported_rows(table: &Table) -> &'static str {
-    if is_events(table) {
-        " WHERE seq IS NOT NULL"
-    } else {
-        ""
-    }
 }
 
 /// Inserts `rows` rows of `table`, every column given (and the events' `seq`).
@@ -98,14 +101,10 @@ fn insert_sql(table: &Table, rows: usize) -> String {
 }
 
 async fn count(conn: &mut MySqlConnection, table: &Table) -> Result<u64> {
-    let n: i64 = sqlx::query_scalar(&format!(
-        "SELECT count(*) FROM `{}`{}",
-        table.name,
-        exported_rows(table)
-    ))
-    .fetch_one(conn)
-    .await
-    .map_err(map_sqlx)?;
+    let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM `{}`", table.name))
+        .fetch_one(conn)
+        .await
+        .map_err(map_sqlx)?;
     u64::try_from(n).map_err(|_| Error::corrupt("a negative row count"))
 }
 
@@ -128,7 +127,8 @@ fn value(row: &MySqlRow, i: usize, ty: ColumnType) -> Result<Value> {
 }
 
 /// Writes the whole database to `out`, reading one snapshot. Events committed but not yet
-/// numbered are numbered first, so the file holds the whole feed as of the export.
+/// numbered are numbered first; those committed between that and the snapshot get the next
+/// positions in the file (see the module's documentation).
 pub(crate) async fn export(conn: &mut MySqlConnection, out: impl Write) -> Result<Summary> {
     events::sequence(conn).await?;
     begin_snapshot(conn).await?;
@@ -199,7 +199,7 @@ async fn load<R: Read + Send + 'static>(conn: &mut MySqlConnection, input: R) ->
     let parser = tokio::task::spawn_blocking(move || {
         Reader::new(input)?.for_each_row(|row| {
             rows_tx.blocking_send(row).map_err(|_| Error::Internal {
-                detail: "the import stopped reading rows".into(),
+                detail: STOPPED.into(),
             })
         })
     });
@@ -230,8 +230,11 @@ async fn load<R: Read + Send + 'static>(conn: &mut MySqlConnection, input: R) ->
     let parsed = parser.await.map_err(|e| Error::Internal {
         detail: format!("the import's parser failed: {e}"),
     })?;
-    // A damaged file explains a failed insert better than the insert's own error.
+    // A damaged file explains a failed insert better than the insert's own error; but a
+    // parser that failed only because the failed inserts stopped taking its rows explains
+    // nothing (it used to hide the insert's `import_invalid` behind an internal error).
     let summary = match (parsed, inserted) {
+        (Err(Error::Internal { detail }), Err(e)) if detail == STOPPED => return Err(e),
         (Err(e), _) => return Err(e),
         (Ok(_), Err(e)) => return Err(e),
         (Ok(summary), Ok(())) => summary,
@@ -314,8 +317,10 @@ mod tests {
         let events = Table::named("events").unwrap_or(&TABLES[0]);
         assert_eq!(
             select_sql(events),
-            "SELECT `seq`, `at`, `kind`, `subject`, `payload` FROM `events` \
-             WHERE seq IS NOT NULL ORDER BY `seq`"
+            format!(
+                "SELECT {EVENT_POSITION}, `at`, `kind`, `subject`, `payload` FROM `events` \
+                 ORDER BY `seq` IS NULL, `seq`, `id`"
+            )
         );
         assert_eq!(
             insert_sql(events, 2),

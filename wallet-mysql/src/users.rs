@@ -55,12 +55,25 @@ pub(crate) async fn lock_user(conn: &mut MySqlConnection, id: UserId) -> Result<
 }
 
 /// Locks every active SUPERUSER's row (so two demotions cannot both see another one left).
+///
+/// With no active SUPERUSER there is no row to lock, and READ COMMITTED takes no gap locks:
+/// two bootstraps would both count zero and both create a SUPERUSER. So when none is found,
+/// the schema's version row is locked instead: it serializes the (rare) commands that ran
+/// while no SUPERUSER existed, and the count each loads afterwards sees the winner's.
 pub(crate) async fn lock_superusers(conn: &mut MySqlConnection) -> Result<()> {
-    sqlx::query("SELECT id FROM users WHERE role = ? AND active = 1 ORDER BY id FOR UPDATE")
-        .bind(Role::Superuser.to_db())
-        .fetch_all(conn)
-        .await
-        .map_err(map_sqlx)?;
+    let locked: Vec<i64> = sqlx::query_scalar(
+        "SELECT id FROM users WHERE role = ? AND active = 1 ORDER BY id FOR UPDATE",
+    )
+    .bind(Role::Superuser.to_db())
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(map_sqlx)?;
+    if locked.is_empty() {
+        sqlx::query("SELECT version FROM wallet_schema WHERE id = 1 FOR UPDATE")
+            .fetch_optional(conn)
+            .await
+            .map_err(map_sqlx)?;
+    }
     Ok(())
 }
 
