@@ -244,22 +244,7 @@ async fn load<R: Read + Send + 'static>(conn: &mut MySqlConnection, input: R) ->
         .execute(&mut *conn)
         .await
         .map_err(map_sqlx)?;
-    let report = reads::verify(conn).await?;
-    if !report.is_ok() {
-        let first = report
-            .discrepancies
-            .first()
-            .map(|d| format!("; the first: {d:?}"))
-            .unwrap_or_default();
-        return Err(Error::ImportInvalid {
-            line: 0,
-            reason: format!(
-                "the ledger does not verify: {} discrepancies{first}",
-                report.discrepancy_count
-            ),
-        });
-    }
-    Ok(Imported { summary, report })
+    Imported::verified(summary, reads::verify(conn).await?)
 }
 
 /// Inserts rows of one table in one statement.

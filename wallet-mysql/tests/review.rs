@@ -430,9 +430,10 @@ async fn holds_captures_expiry_and_refunds_race_without_breaking_the_ledger() {
                                 let owner = funded
                                     .iter()
                                     .find(|(_, w)| {
-                                        r.transaction.legs.iter().any(|l| {
-                                            l.amount.minor() > 0 && l.wallet == *w
-                                        })
+                                        r.transaction
+                                            .legs
+                                            .iter()
+                                            .any(|l| l.amount.minor() > 0 && l.wallet == *w)
                                     })
                                     .map(|(a, _)| *a);
                                 if let Some(owner) = owner {
@@ -475,7 +476,10 @@ async fn holds_captures_expiry_and_refunds_race_without_breaking_the_ledger() {
                         "not_refundable",
                     ];
                     if !fine.contains(&e.code()) {
-                        unexpected.lock().unwrap().push(format!("{}: {e}", e.code()));
+                        unexpected
+                            .lock()
+                            .unwrap()
+                            .push(format!("{}: {e}", e.code()));
                     }
                 }
             }
@@ -487,7 +491,11 @@ async fn holds_captures_expiry_and_refunds_race_without_breaking_the_ledger() {
     let report = ledgers[1].verify(&root).await.unwrap();
     assert!(report.is_ok(), "{report:#?}");
     let usd = wallet_core::Currency::iso("USD").unwrap().code();
-    assert_eq!(report.customer_balances[&usd], 4 * 10_000, "money conserved");
+    assert_eq!(
+        report.customer_balances[&usd],
+        4 * 10_000,
+        "money conserved"
+    );
     let unexpected = unexpected.lock().unwrap();
     assert!(unexpected.is_empty(), "{unexpected:#?}");
 }

@@ -133,22 +133,7 @@ fn load(conn: &Connection, input: impl Read) -> Result<Imported> {
         insert_row(stmt, &row)
     })?;
     drop(insert);
-    let report = queries::verify(conn)?;
-    if !report.is_ok() {
-        let first = report
-            .discrepancies
-            .first()
-            .map(|d| format!("; the first: {d:?}"))
-            .unwrap_or_default();
-        return Err(Error::ImportInvalid {
-            line: 0,
-            reason: format!(
-                "the ledger does not verify: {} discrepancies{first}",
-                report.discrepancy_count
-            ),
-        });
-    }
-    Ok(Imported { summary, report })
+    Imported::verified(summary, queries::verify(conn)?)
 }
 
 fn insert_row(stmt: &mut Statement<'_>, row: &Row) -> Result<()> {

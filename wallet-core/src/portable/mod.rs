@@ -164,6 +164,28 @@ pub struct Imported {
     pub report: VerifyReport,
 }
 
+impl Imported {
+    /// What an import loaded, if the loaded ledger verifies; otherwise the import is refused
+    /// ([`Error::ImportInvalid`] at line 0: the file as a whole), naming the first discrepancy.
+    pub fn verified(summary: Summary, report: VerifyReport) -> Result<Self> {
+        if !report.is_ok() {
+            let first = report
+                .discrepancies
+                .first()
+                .map(|d| format!("; the first: {d:?}"))
+                .unwrap_or_default();
+            return Err(invalid(
+                0,
+                format!(
+                    "the ledger does not verify: {} discrepancies{first}",
+                    report.discrepancy_count
+                ),
+            ));
+        }
+        Ok(Imported { summary, report })
+    }
+}
+
 /// A store that can be exported to and imported from the portable format.
 ///
 /// Contract, for every backend:
