@@ -491,3 +491,109 @@ async fn holds_captures_expiry_and_refunds_race_without_breaking_the_ledger() {
     let unexpected = unexpected.lock().unwrap();
     assert!(unexpected.is_empty(), "{unexpected:#?}");
 }
+
+/// Pending top-ups lapsing while the gateway's verdicts arrive twice (through both
+/// processes, success and failure) and an expiry sweep runs: each top-up ends in exactly one
+/// state, every verdict accepted agrees with it, and the wallet holds exactly the completed
+/// ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn gateway_verdicts_race_expiry_and_each_other() {
+    use rand::rngs::SmallRng;
+    use rand::{RngExt, SeedableRng};
+    use wallet_core::testkit::{fast_auth, unlimited};
+    use wallet_core::{Config, KycPolicy, Ledger, OpenWalletRequest, TransactionStatus};
+
+    let config = Config::default()
+        .with_kyc_policy(KycPolicy {
+            top_up: true,
+            send: true,
+            withdraw: true,
+        })
+        .with_default_limits(unlimited())
+        .unwrap()
+        .with_pending_timeout(250_000)
+        .unwrap();
+    let (a, b) = two_stores(common::test_options()).await;
+    let mut ledgers = Vec::new();
+    for s in [a, b] {
+        let l = Ledger::new(s, config.clone())
+            .await
+            .unwrap()
+            .with_auth(fast_auth(), None)
+            .unwrap();
+        ledgers.push(Arc::new(l));
+    }
+    let root = ledgers[0].bootstrap(registration("root")).await.unwrap();
+    let root = Actor::new(root.id, root.role);
+    let who = ledgers[0].register(registration("payer")).await.unwrap();
+    let who = Actor::new(who.id, who.role);
+    let w = ledgers[0]
+        .open_wallet(
+            &who,
+            OpenWalletRequest::new(who.user, wallet_core::WalletKind::Personal, "USD"),
+        )
+        .await
+        .unwrap();
+    let n = 40;
+    let mut refs = Vec::new();
+    for i in 0..n {
+        let r = ledgers[i % 2]
+            .top_up_pending(&who, DepositRequest::new(w.id, d("1.00"), format!("p{i}")), &format!("g{i}"))
+            .await
+            .unwrap();
+        refs.push(r.transaction.reference);
+    }
+    let mut tasks = Vec::new();
+    for i in 0..n {
+        for (v, success) in [(0, true), (1, true), (2, false)] {
+            let ledger = Arc::clone(&ledgers[(i + v) % 2]);
+            tasks.push(tokio::spawn(async move {
+                let mut rng = SmallRng::seed_from_u64((i * 3 + v) as u64);
+                tokio::time::sleep(Duration::from_micros(rng.random_range(0..300_000))).await;
+                let r = ledger.gateway_callback(&root, &format!("g{i}"), success).await;
+                (i, success, r.map(|r| r.transaction.status).map_err(|e| e.code()))
+            }));
+        }
+    }
+    let sweeper = {
+        let ledger = Arc::clone(&ledgers[1]);
+        tokio::spawn(async move {
+            for _ in 0..100 {
+                ledger.expire_due(&root, 5).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(3)).await;
+            }
+        })
+    };
+    let mut verdicts = Vec::new();
+    for t in tasks {
+        verdicts.push(t.await.unwrap());
+    }
+    sweeper.await.unwrap();
+    tokio::time::sleep(Duration::from_millis(260)).await;
+    ledgers[0].expire_due(&root, 1000).await.unwrap();
+    let mut completed = 0;
+    for (i, r) in refs.iter().enumerate() {
+        let t = ledgers[1].transaction(&root, *r).await.unwrap();
+        assert!(
+            matches!(t.status, TransactionStatus::Completed | TransactionStatus::Failed),
+            "top-up {i} ended {:?}",
+            t.status
+        );
+        completed += usize::from(t.status == TransactionStatus::Completed);
+        for (j, success, got) in &verdicts {
+            if *j != i {
+                continue;
+            }
+            match got {
+                Ok(status) => assert_eq!(*status, t.status, "top-up {i}: verdict {success}"),
+                Err(code) => assert!(
+                    ["not_pending", "pending_expired"].contains(code),
+                    "top-up {i}: verdict {success}: {code}"
+                ),
+            }
+        }
+    }
+    let balance = ledgers[0].wallet(&root, w.id).await.unwrap().balance;
+    assert_eq!(balance.minor(), i64::try_from(completed).unwrap() * 100);
+    assert!(ledgers[0].verify(&root).await.unwrap().is_ok());
+}
