@@ -430,9 +430,10 @@ async fn holds_captures_expiry_and_refunds_race_without_breaking_the_ledger() {
                                 let owner = funded
                                     .iter()
                                     .find(|(_, w)| {
-                                        r.transaction.legs.iter().any(|l| {
-                                            l.amount.minor() > 0 && l.wallet == *w
-                                        })
+                                        r.transaction
+                                            .legs
+                                            .iter()
+                                            .any(|l| l.amount.minor() > 0 && l.wallet == *w)
                                     })
                                     .map(|(a, _)| *a);
                                 if let Some(owner) = owner {
@@ -475,7 +476,10 @@ async fn holds_captures_expiry_and_refunds_race_without_breaking_the_ledger() {
                         "not_refundable",
                     ];
                     if !fine.contains(&e.code()) {
-                        unexpected.lock().unwrap().push(format!("{}: {e}", e.code()));
+                        unexpected
+                            .lock()
+                            .unwrap()
+                            .push(format!("{}: {e}", e.code()));
                     }
                 }
             }
@@ -487,7 +491,11 @@ async fn holds_captures_expiry_and_refunds_race_without_breaking_the_ledger() {
     let report = ledgers[1].verify(&root).await.unwrap();
     assert!(report.is_ok(), "{report:#?}");
     let usd = wallet_core::Currency::iso("USD").unwrap().code();
-    assert_eq!(report.customer_balances[&usd], 4 * 10_000, "money conserved");
+    assert_eq!(
+        report.customer_balances[&usd],
+        4 * 10_000,
+        "money conserved"
+    );
     let unexpected = unexpected.lock().unwrap();
     assert!(unexpected.is_empty(), "{unexpected:#?}");
 }
@@ -538,7 +546,11 @@ async fn gateway_verdicts_race_expiry_and_each_other() {
     let mut refs = Vec::new();
     for i in 0..n {
         let r = ledgers[i % 2]
-            .top_up_pending(&who, DepositRequest::new(w.id, d("1.00"), format!("p{i}")), &format!("g{i}"))
+            .top_up_pending(
+                &who,
+                DepositRequest::new(w.id, d("1.00"), format!("p{i}")),
+                &format!("g{i}"),
+            )
             .await
             .unwrap();
         refs.push(r.transaction.reference);
@@ -550,8 +562,14 @@ async fn gateway_verdicts_race_expiry_and_each_other() {
             tasks.push(tokio::spawn(async move {
                 let mut rng = SmallRng::seed_from_u64((i * 3 + v) as u64);
                 tokio::time::sleep(Duration::from_micros(rng.random_range(0..300_000))).await;
-                let r = ledger.gateway_callback(&root, &format!("g{i}"), success).await;
-                (i, success, r.map(|r| r.transaction.status).map_err(|e| e.code()))
+                let r = ledger
+                    .gateway_callback(&root, &format!("g{i}"), success)
+                    .await;
+                (
+                    i,
+                    success,
+                    r.map(|r| r.transaction.status).map_err(|e| e.code()),
+                )
             }));
         }
     }
@@ -575,7 +593,10 @@ async fn gateway_verdicts_race_expiry_and_each_other() {
     for (i, r) in refs.iter().enumerate() {
         let t = ledgers[1].transaction(&root, *r).await.unwrap();
         assert!(
-            matches!(t.status, TransactionStatus::Completed | TransactionStatus::Failed),
+            matches!(
+                t.status,
+                TransactionStatus::Completed | TransactionStatus::Failed
+            ),
             "top-up {i} ended {:?}",
             t.status
         );
@@ -596,4 +617,105 @@ async fn gateway_verdicts_race_expiry_and_each_other() {
     let balance = ledgers[0].wallet(&root, w.id).await.unwrap().balance;
     assert_eq!(balance.minor(), i64::try_from(completed).unwrap() * 100);
     assert!(ledgers[0].verify(&root).await.unwrap().is_ok());
+}
+
+/// One merchant order and one payment link, each paid by eight payers at once through two
+/// processes while the link's owner cancels it: the order is paid once, the link is paid
+/// once or cancelled, and the seller holds exactly what was accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn orders_and_links_are_paid_once_across_processes() {
+    use wallet_core::payments::{LinkRequest, PaymentRequest};
+    use wallet_core::{MoveDetails, OpenWalletRequest, WalletKind};
+
+    let (a, b) = two_stores(common::test_options()).await;
+    let ledgers = [Arc::new(ledger(a).await), Arc::new(ledger(b).await)];
+    let funded = funded_wallets(&ledgers[0], 8, "10.00").await;
+    let seller = ledgers[0].register(registration("seller")).await.unwrap();
+    let seller = Actor::new(seller.id, seller.role);
+    let shop = ledgers[0]
+        .open_wallet(
+            &seller,
+            OpenWalletRequest::new(seller.user, WalletKind::Business, "USD"),
+        )
+        .await
+        .unwrap();
+    let merchant = ledgers[0]
+        .register_merchant(&seller, shop.id, "Shop")
+        .await
+        .unwrap();
+    let link = ledgers[1]
+        .create_link(
+            &seller,
+            LinkRequest {
+                wallet: shop.id.into(),
+                amount: d("2.00"),
+                description: None,
+                ttl_micros: 3_600_000_000,
+                idempotency_key: "link".into(),
+            },
+        )
+        .await
+        .unwrap();
+    let code = link.code.to_string();
+    let mut tasks = Vec::new();
+    for (i, (who, wallet)) in funded.iter().copied().enumerate() {
+        for (k, l) in ledgers.iter().enumerate() {
+            let l = Arc::clone(l);
+            let code = code.clone();
+            tasks.push(tokio::spawn(async move {
+                if (i + k) % 2 == 0 {
+                    let req = PaymentRequest {
+                        from: wallet.into(),
+                        merchant: merchant.id,
+                        order: "order-1".into(),
+                        details: MoveDetails {
+                            amount: d("1.00"),
+                            description: None,
+                            metadata: None,
+                            idempotency_key: format!("o{i}-{k}"),
+                        },
+                    };
+                    (
+                        "order",
+                        l.pay_merchant(&who, req)
+                            .await
+                            .map(|_| ())
+                            .map_err(|e| e.code()),
+                    )
+                } else {
+                    let r = l.pay_link(&who, wallet, &code, &format!("l{i}-{k}")).await;
+                    ("link", r.map(|_| ()).map_err(|e| e.code()))
+                }
+            }));
+        }
+    }
+    let cancel = {
+        let l = Arc::clone(&ledgers[1]);
+        let code = code.clone();
+        tokio::spawn(async move {
+            l.cancel_link(&seller, &code)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.code())
+        })
+    };
+    let (mut orders, mut links) = (0, 0);
+    for t in tasks {
+        match t.await.unwrap() {
+            ("order", Ok(())) => orders += 1,
+            ("link", Ok(())) => links += 1,
+            ("order", Err(c)) => assert_eq!(c, "order_already_paid"),
+            (_, Err(c)) => assert_eq!(c, "link_not_payable"),
+            _ => unreachable!(),
+        }
+    }
+    let cancelled = cancel.await.unwrap().is_ok();
+    assert_eq!(orders, 1, "the order is paid once");
+    assert_eq!(
+        links + usize::from(cancelled),
+        1,
+        "the link is paid once or cancelled"
+    );
+    let held = ledgers[0].wallet(&seller, shop.id).await.unwrap().balance;
+    assert_eq!(held.minor(), 100 + 200 * i64::try_from(links).unwrap());
 }
