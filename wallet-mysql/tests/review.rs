@@ -105,13 +105,15 @@ async fn cancelled_snapshot_read_leaves_no_open_transaction() {
     }
 }
 
-/// Kills every connection of the application user (idle pooled ones included).
-async fn kill_app_connections() -> usize {
+/// Kills every connection to database `db` (idle pooled ones included), and only those:
+/// other tests run at the same time as the same user.
+async fn kill_connections_to(db: &str) -> usize {
     use sqlx::Executor;
     let mut admin = common::admin().await;
     let ids: Vec<i64> = sqlx::query_scalar(
-        "SELECT id FROM information_schema.processlist WHERE user = 'wallet_test_app'",
+        "SELECT id FROM information_schema.processlist WHERE user = 'wallet_test_app' AND db = ?",
     )
+    .bind(db)
     .fetch_all(&mut admin)
     .await
     .unwrap();
@@ -133,16 +135,20 @@ async fn idle_connections_killed_by_the_server_are_replaced() {
         min_connections: 0,
         ..common::test_options()
     };
-    let (a, _b) = two_stores(options).await;
+    let name = common::fresh_database().await;
+    let a = MySqlStore::connect(&common::app_url(&name), options)
+        .await
+        .unwrap()
+        .with_guard(common::DropDatabase(name.clone()));
     let l = ledger(a.clone()).await;
     let funded = funded_wallets(&l, 2, "10.00").await;
     let (who, wallet) = funded[0];
     for round in 0..3 {
-        assert!(kill_app_connections().await > 0);
+        assert!(kill_connections_to(&name).await > 0);
         tokio::time::sleep(Duration::from_millis(50)).await;
         let read = a.wallet(wallet).await;
         assert!(read.is_ok(), "round {round}: read after a kill: {read:?}");
-        assert!(kill_app_connections().await > 0);
+        assert!(kill_connections_to(&name).await > 0);
         tokio::time::sleep(Duration::from_millis(50)).await;
         let wrote = l
             .deposit(
