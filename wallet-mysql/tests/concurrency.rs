@@ -219,7 +219,12 @@ async fn racing_duplicates_execute_once() {
 /// partial is stored, and retrying with the same key never moves money twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn killed_connections_leave_nothing_partial() {
-    let ledger = Arc::new(ledger(common::fresh_store().await).await);
+    let name = common::fresh_database().await;
+    let store = MySqlStore::connect(&common::app_url(&name), common::test_options())
+        .await
+        .unwrap()
+        .with_guard(common::DropDatabase(name.clone()));
+    let ledger = Arc::new(ledger(store).await);
     let funded = funded_wallets(&ledger, 20, "100.00").await;
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let killer = {
@@ -228,9 +233,13 @@ async fn killed_connections_leave_nothing_partial() {
             let mut admin = common::admin().await;
             let mut killed = 0;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                // Only this test's connections: the other tests of this file run meanwhile,
+                // as the same user, and must not see their commands killed.
                 let ids: Vec<i64> = sqlx::query_scalar(
-                    "SELECT id FROM information_schema.processlist WHERE user = 'wallet_test_app'",
+                    "SELECT id FROM information_schema.processlist
+                     WHERE user = 'wallet_test_app' AND db = ?",
                 )
+                .bind(&name)
                 .fetch_all(&mut admin)
                 .await
                 .unwrap();
