@@ -234,8 +234,9 @@ async fn killed_connections_leave_nothing_partial() {
             let mut admin = common::admin().await;
             let mut killed = 0;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                // Only this test's connections: the other tests of this file run meanwhile,
+                // as the same user, and must not see their commands killed.
                 let ids: Vec<i64> = sqlx::query_scalar(
-                    // Only this test's connections: other tests run beside it.
                     "SELECT id FROM information_schema.processlist
                      WHERE user = 'wallet_test_app' AND db = ?",
                 )
