@@ -1,7 +1,6 @@
 //! The library, through its public async API: `Ledger::transfer` with an idempotency key per
 //! transfer, every rule checked, durable before each call returns.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,20 +10,18 @@ use wallet_core::auth::{HashParams, Password};
 use wallet_core::identity::KycPolicy;
 use wallet_core::users::{AuthConfig, RegisterRequest};
 use wallet_core::{
-    Actor, Config, Decimal, DepositRequest, Ledger, OpenWalletRequest, TransferRequest, WalletId,
-    WalletKind,
+    Actor, Config, Decimal, DepositRequest, Ledger, OpenWalletRequest, Store, TransferRequest,
+    WalletId, WalletKind,
 };
-use wallet_sqlite::{Options, SqliteStore};
 
 use crate::{Measurement, Progress, Workload, random_key};
 
-/// A ledger with `wallets` funded wallets; returns it with the wallets' ids and owners.
-pub async fn setup(
-    path: &Path,
+/// A ledger over `store` (empty, ready for use) with `wallets` funded wallets; returns it with
+/// the wallets' ids and owners.
+pub async fn setup<S: Store + Clone>(
+    store: S,
     wallets: usize,
-    options: Options,
-) -> Result<(Ledger<SqliteStore>, Vec<(WalletId, Actor)>), wallet_core::Error> {
-    let store = SqliteStore::open(path, options)?;
+) -> Result<(Ledger<S>, Vec<(WalletId, Actor)>), wallet_core::Error> {
     // Owners are registered users; the KYC rule is evaluated on every transfer, with a policy
     // that lets these unreviewed users send. Password hashing is made cheap: registration is
     // setup here, not what is measured.
@@ -101,8 +98,8 @@ pub async fn setup(
 }
 
 /// Runs `w.transfers` transfers split over `callers` concurrent tasks.
-pub async fn run(
-    ledger: &Ledger<SqliteStore>,
+pub async fn run<S: Store + Clone>(
+    ledger: &Ledger<S>,
     wallets: &[(WalletId, Actor)],
     w: &Workload,
     callers: usize,
@@ -121,6 +118,7 @@ pub async fn run(
         tasks.push(tokio::spawn(async move {
             let mut rng = SmallRng::seed_from_u64(w.seed.wrapping_add(caller as u64));
             let mut latencies: Vec<Duration> = Vec::with_capacity(share);
+            let mut busy = 0usize;
             for _ in 0..share {
                 let (from, to, amount) = w.pick(&mut rng);
                 let (from_id, owner) = wallets[(from - 1) as usize];
@@ -133,20 +131,56 @@ pub async fn run(
                 )
                 .description("bench transfer");
                 let t0 = Instant::now();
-                ledger.transfer(&owner, req).await?;
-                latencies.push(t0.elapsed());
+                match ledger.transfer(&owner, req).await {
+                    Ok(_) => latencies.push(t0.elapsed()),
+                    // The store gave up after its own retries (contention): the caller sees
+                    // the failure, the run goes on, and the count is reported.
+                    Err(wallet_core::Error::StorageBusy) => busy += 1,
+                    Err(e) => return Err(e),
+                }
                 progress.add(1);
             }
-            Ok::<_, wallet_core::Error>(latencies)
+            Ok::<_, wallet_core::Error>((latencies, busy))
         }));
     }
     let mut latencies = Vec::with_capacity(w.transfers);
+    let mut busy = 0;
     for t in tasks {
-        latencies.extend(t.await.map_err(|e| wallet_core::Error::Internal {
+        let (l, b) = t.await.map_err(|e| wallet_core::Error::Internal {
             detail: e.to_string(),
-        })??);
+        })??;
+        latencies.extend(l);
+        busy += b;
     }
     let elapsed = started.elapsed();
     progress.finish();
-    Ok(Measurement::new(w.transfers, elapsed, latencies))
+    if busy > 0 {
+        eprintln!(
+            "  {label}: {busy} transfer(s) failed with StorageBusy after the store's retries"
+        );
+    }
+    Ok(Measurement::new(w.transfers - busy, elapsed, latencies).with_busy(busy))
+}
+
+/// Checks the whole ledger after a run, as an administrator. Returns whether it was checked:
+/// `BENCH_SKIP_VERIFY=1` skips it, a debugging aid for checkouts whose store cannot verify yet.
+pub async fn verify<S: Store>(
+    ledger: &Ledger<S>,
+    scenario: &str,
+) -> Result<bool, Box<dyn std::error::Error>> {
+    if std::env::var("BENCH_SKIP_VERIFY").is_ok_and(|v| v == "1") {
+        eprintln!("  {scenario}: verify skipped (BENCH_SKIP_VERIFY=1)");
+        return Ok(false);
+    }
+    let admin = Actor::new(
+        wallet_core::UserId::new(i64::MAX)?,
+        wallet_core::Role::Admin,
+    );
+    let report = ledger.verify(&admin).await.map_err(|e| {
+        format!("verify after {scenario} could not run: {e:?} (BENCH_SKIP_VERIFY=1 skips it)")
+    })?;
+    if !report.is_ok() {
+        return Err(format!("verify failed after {scenario}: {report:?}").into());
+    }
+    Ok(true)
 }

@@ -4,13 +4,18 @@
 //! ```text
 //! cargo run --release -p wallet-bench -- sqlite [--quick] [--json FILE] [--dir DIR]
 //!     [--wallets N] [--transfers N] [--scenario NAME]...
+//! cargo run --release -p wallet-bench -- mysql [--url mysql://root@127.0.0.1:3306] [--quick]
+//!     [--json FILE] [--wallets N] [--transfers N] [--scenario NAME]...
 //! ```
 //!
 //! Prints a table; with `--json` also writes one JSON object per scenario per line.
 //! `--quick` is a smoke run (well under a minute): it proves the harness works, not a speed.
+//! `BENCH_SKIP_VERIFY=1` skips the ledger check after each library run (a debugging aid).
 
 mod floor;
+mod floor_mysql;
 mod library;
+mod mysql;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -61,6 +66,8 @@ pub struct Measurement {
     transfers: usize,
     elapsed: Duration,
     latencies: Vec<Duration>,
+    /// Calls that failed with `StorageBusy` (not counted in `transfers`).
+    busy: usize,
 }
 
 impl Measurement {
@@ -70,7 +77,12 @@ impl Measurement {
             transfers,
             elapsed,
             latencies,
+            busy: 0,
         }
+    }
+
+    fn with_busy(self, busy: usize) -> Self {
+        Measurement { busy, ..self }
     }
 
     fn tps(&self) -> f64 {
@@ -170,6 +182,7 @@ struct Args {
     quick: bool,
     json: Option<PathBuf>,
     dir: PathBuf,
+    url: Option<String>,
     wallets: Option<usize>,
     transfers: Option<usize>,
     scenarios: Vec<String>,
@@ -182,6 +195,7 @@ fn parse_args() -> Result<Args, String> {
         quick: false,
         json: None,
         dir: PathBuf::from("target/bench"),
+        url: None,
         wallets: None,
         transfers: None,
         scenarios: Vec::new(),
@@ -192,6 +206,7 @@ fn parse_args() -> Result<Args, String> {
             "--quick" => parsed.quick = true,
             "--json" => parsed.json = Some(PathBuf::from(value("--json")?)),
             "--dir" => parsed.dir = PathBuf::from(value("--dir")?),
+            "--url" => parsed.url = Some(value("--url")?),
             "--wallets" => {
                 parsed.wallets = Some(
                     value("--wallets")?
@@ -213,15 +228,16 @@ fn parse_args() -> Result<Args, String> {
             other => return Err(format!("unexpected argument {other}")),
         }
     }
-    if parsed.backend != "sqlite" {
-        return Err(format!("backend must be sqlite (got {:?})", parsed.backend));
+    match parsed.backend.as_str() {
+        "sqlite" if parsed.url.is_some() => Err("--url is for the mysql backend".into()),
+        "sqlite" | "mysql" => Ok(parsed),
+        other => Err(format!("backend must be sqlite or mysql (got {other:?})")),
     }
-    Ok(parsed)
 }
 
 /// One scenario: the library with `callers` concurrent callers against a floor.
 struct Scenario {
-    name: &'static str,
+    name: String,
     workload: Workload,
     callers: usize,
     /// Transfers per COMMIT of the floor it is compared with.
@@ -238,10 +254,8 @@ fn fresh(dir: &Path, name: &str) -> PathBuf {
     path
 }
 
-async fn run_scenario(
-    dir: &Path,
-    s: &Scenario,
-) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
+/// The progress line that opens a scenario.
+fn announce(s: &Scenario) {
     let w = &s.workload;
     eprintln!(
         "{}: {} wallets{}, {} transfers, {} caller(s)",
@@ -251,6 +265,14 @@ async fn run_scenario(
         w.transfers,
         s.callers
     );
+}
+
+async fn run_scenario(
+    dir: &Path,
+    s: &Scenario,
+) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
+    let w = &s.workload;
+    announce(s);
     // The library.
     let path = fresh(dir, &format!("{}-library", s.name));
     let mut options = wallet_sqlite::Options::default();
@@ -260,7 +282,8 @@ async fn run_scenario(
     if let Some(v) = env_number("BENCH_CHECKPOINT_MIB") {
         options.checkpoint_bytes = u64::from(v) << 20;
     }
-    let (ledger, wallets) = library::setup(&path, w.wallets, options).await?;
+    let store = wallet_sqlite::SqliteStore::open(&path, options)?;
+    let (ledger, wallets) = library::setup(store, w.wallets).await?;
     let before = used_bytes(&path)?;
     let stats_before = ledger.store().writer_stats();
     let lib = library::run(&ledger, &wallets, w, s.callers, "library").await?;
@@ -269,14 +292,7 @@ async fn run_scenario(
         / (stats.batches - stats_before.batches).max(1) as f64;
     let lib_bytes = (used_bytes(&path)? - before) as f64 / w.transfers as f64;
     let rss = rss_mb();
-    let admin = wallet_core::Actor::new(
-        wallet_core::UserId::new(i64::MAX)?,
-        wallet_core::Role::Admin,
-    );
-    let report = ledger.verify(&admin).await?;
-    if !report.is_ok() {
-        return Err(format!("verify failed after {}: {report:?}", s.name).into());
-    }
+    library::verify(&ledger, &s.name).await?;
     drop(ledger);
 
     // The floor, on the same data shape.
@@ -329,6 +345,7 @@ fn print_table(rows: &[serde_json::Value]) {
     );
     let v = |r: &serde_json::Value, k: &str| match &r[k] {
         serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => "-".into(),
         other => other.to_string(),
     };
     for r in rows {
@@ -350,28 +367,71 @@ fn print_table(rows: &[serde_json::Value]) {
     println!("floor/s: hand-written SQL in the same run (transfers per COMMIT in parentheses)");
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!(
-                "{e}\nusage: wallet-bench sqlite [--quick] [--json FILE] [--dir DIR] [--wallets N] [--transfers N] [--scenario NAME]..."
-            );
-            std::process::exit(2);
-        }
+/// What the MySQL server and the machine counted per transfer during each timed run, and the
+/// contention seen.
+fn print_mysql_table(rows: &[serde_json::Value]) {
+    println!(
+        "\n{:<22} {:>13} {:>13} {:>13} {:>13} {:>13} {:>11} {:>6} {:>8} {:>11} {:>7}",
+        "scenario",
+        "stmts",
+        "row reads",
+        "fsyncs",
+        "CPU ms",
+        "server CPU ms",
+        "deadlocks",
+        "busy",
+        "fl retry",
+        "others %",
+        "verify"
+    );
+    let v = |r: &serde_json::Value, k: &str| match &r[k] {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => "-".into(),
+        other => other.to_string(),
     };
-    std::fs::create_dir_all(&args.dir)?;
-    let wallets = args
-        .wallets
-        .unwrap_or(if args.quick { 1_000 } else { 10_000 });
-    let many = args
-        .transfers
-        .unwrap_or(if args.quick { 4_000 } else { 200_000 });
+    let pair = |r: &serde_json::Value, k: &str| {
+        format!(
+            "{}/{}",
+            v(r, &format!("library_{k}")),
+            v(r, &format!("floor_{k}"))
+        )
+    };
+    for r in rows {
+        println!(
+            "{:<22} {:>13} {:>13} {:>13} {:>13} {:>13} {:>11} {:>6} {:>8} {:>11} {:>7}",
+            v(r, "scenario"),
+            pair(r, "statements_per_transfer"),
+            pair(r, "reads_per_transfer"),
+            pair(r, "fsyncs_per_transfer"),
+            pair(r, "cpu_ms"),
+            pair(r, "server_cpu_ms"),
+            pair(r, "server_deadlocks"),
+            v(r, "library_busy"),
+            v(r, "floor_retries"),
+            pair(r, "other_cpu_pct"),
+            if r["verified"] == true {
+                "ok"
+            } else {
+                "skipped"
+            },
+        );
+    }
+    println!(
+        "library/floor, per transfer during the timed runs (deadlocks: in all). stmts, row reads \
+         (Handler_read_*), fsyncs and deadlocks: the server's global counters, every client's \
+         work included; CPU ms: this process; others %: other processes' share of the \
+         machine's CPU; busy: library calls that failed with StorageBusy; fl retry: the \
+         floor's own deadlocks and lock-wait timeouts"
+    );
+}
+
+/// The SQLite scenarios: one caller against one transfer per commit, 64 callers against the
+/// floor's best case of 1,000 per commit.
+fn sqlite_scenarios(wallets: usize, many: usize, seed: u64) -> Vec<Scenario> {
     let one = (many / 10).max(1);
-    let seed = 42;
-    let all = [
+    vec![
         Scenario {
-            name: "sequential",
+            name: "sequential".into(),
             workload: Workload {
                 wallets,
                 hot: None,
@@ -382,7 +442,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             floor_per_commit: 1,
         },
         Scenario {
-            name: "concurrent-64",
+            name: "concurrent-64".into(),
             workload: Workload {
                 wallets,
                 hot: None,
@@ -393,7 +453,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             floor_per_commit: 1000,
         },
         Scenario {
-            name: "hot-10-concurrent-64",
+            name: "hot-10-concurrent-64".into(),
             workload: Workload {
                 wallets,
                 hot: Some(10),
@@ -403,23 +463,117 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             callers: 64,
             floor_per_commit: 1000,
         },
-    ];
+    ]
+}
+
+/// The MySQL scenarios: random pairs among all wallets, then the hot set of 10, each at 1, 8,
+/// 32 and 64 callers. The floor commits every transfer, as a server application does; one
+/// caller runs a tenth of the transfers.
+fn mysql_scenarios(wallets: usize, many: usize, seed: u64) -> Vec<Scenario> {
+    let mut all = Vec::new();
+    for hot in [None, Some(10)] {
+        for callers in [1, 8, 32, 64] {
+            all.push(Scenario {
+                name: match hot {
+                    None => format!("mysql-{callers}"),
+                    Some(h) => format!("mysql-hot-{h}-{callers}"),
+                },
+                workload: Workload {
+                    wallets,
+                    hot,
+                    transfers: if callers == 1 {
+                        (many / 10).max(1)
+                    } else {
+                        many
+                    },
+                    seed,
+                },
+                callers,
+                floor_per_commit: 1,
+            });
+        }
+    }
+    all
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!(
+                "{e}\nusage: wallet-bench sqlite [--quick] [--json FILE] [--dir DIR] [--wallets N] [--transfers N] [--scenario NAME]...\n       wallet-bench mysql [--url {}] [--quick] [--json FILE] [--wallets N] [--transfers N] [--scenario NAME]...",
+                mysql::DEFAULT_URL
+            );
+            std::process::exit(2);
+        }
+    };
+    let mysql = args.backend == "mysql";
+    let server = match &args.url {
+        Some(url) => mysql::server_url(url)?,
+        None => mysql::DEFAULT_URL.to_owned(),
+    };
+    if !mysql {
+        std::fs::create_dir_all(&args.dir)?;
+    }
+    let seed = 42;
+    let all = if mysql {
+        let wallets = args
+            .wallets
+            .unwrap_or(if args.quick { 300 } else { 10_000 });
+        let many = args
+            .transfers
+            .unwrap_or(if args.quick { 1_000 } else { 20_000 });
+        mysql_scenarios(wallets, many, seed)
+    } else {
+        let wallets = args
+            .wallets
+            .unwrap_or(if args.quick { 1_000 } else { 10_000 });
+        let many = args
+            .transfers
+            .unwrap_or(if args.quick { 4_000 } else { 200_000 });
+        sqlite_scenarios(wallets, many, seed)
+    };
+    if let Some(unknown) = args
+        .scenarios
+        .iter()
+        .find(|n| !all.iter().any(|s| s.name == **n))
+    {
+        let names: Vec<&str> = all.iter().map(|s| s.name.as_str()).collect();
+        return Err(format!("no scenario {unknown:?} (have {})", names.join(", ")).into());
+    }
+    // Created up front so that a bad path fails before the run, and written scenario by
+    // scenario so that an interrupted run keeps what it measured.
+    let mut json = match &args.json {
+        Some(path) => Some(std::fs::File::create(path)?),
+        None => None,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     let mut rows = Vec::new();
-    for s in all
-        .iter()
-        .filter(|s| args.scenarios.is_empty() || args.scenarios.iter().any(|n| n == s.name))
-    {
-        rows.push(runtime.block_on(run_scenario(&args.dir, s))?);
+    // A quick MySQL run takes the extremes, 1 and 64 callers, unless scenarios are named.
+    let selected = |s: &Scenario| {
+        if args.scenarios.is_empty() {
+            !(mysql && args.quick) || matches!(s.callers, 1 | 64)
+        } else {
+            args.scenarios.contains(&s.name)
+        }
+    };
+    for s in all.iter().filter(|s| selected(s)) {
+        let row = if mysql {
+            runtime.block_on(mysql::run_scenario(&server, s))?
+        } else {
+            runtime.block_on(run_scenario(&args.dir, s))?
+        };
+        if let Some(f) = &mut json {
+            writeln!(f, "{row}")?;
+            f.flush()?;
+        }
+        rows.push(row);
     }
     print_table(&rows);
-    if let Some(path) = &args.json {
-        let mut f = std::fs::File::create(path)?;
-        for r in &rows {
-            writeln!(f, "{r}")?;
-        }
+    if mysql {
+        print_mysql_table(&rows);
     }
     Ok(())
 }
