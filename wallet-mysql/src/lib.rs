@@ -72,7 +72,7 @@ pub enum Tls {
 pub struct ConnectOptions {
     /// Most connections open at once (default 20, as the reference deployment).
     pub max_connections: u32,
-    /// Connections kept open when idle (default 5).
+    /// Connections kept open when idle (default 5; at most `max_connections`).
     pub min_connections: u32,
     /// How long a call waits for a free connection before failing with
     /// [`Error::StorageBusy`] (default 30 s).
@@ -113,9 +113,6 @@ impl ConnectOptions {
         };
         if self.max_connections == 0 || self.max_connections > CONNECTIONS_MAX {
             return bad("max_connections must be 1 to 1024");
-        }
-        if self.min_connections > self.max_connections {
-            return bad("min_connections must not exceed max_connections");
         }
         if self.retries > RETRIES_MAX {
             return bad("retries must be at most 64");
@@ -258,7 +255,7 @@ impl MySqlStore {
         let lock_wait = options.lock_wait_timeout.as_secs();
         let pool = MySqlPoolOptions::new()
             .max_connections(options.max_connections)
-            .min_connections(options.min_connections)
+            .min_connections(options.min_connections.min(options.max_connections))
             .acquire_timeout(options.acquire_timeout)
             .test_before_acquire(false)
             .after_connect(move |conn, _meta| {

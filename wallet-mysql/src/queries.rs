@@ -24,7 +24,8 @@ macro_rules! wallet_select {
          FROM wallets w
          JOIN currencies c ON c.code = w.currency
          LEFT JOIN entries e ON e.wallet_id = w.id
-             AND e.seq = (SELECT max(seq) FROM entries WHERE wallet_id = w.id)
+             AND e.seq = (SELECT s.seq FROM entries s WHERE s.wallet_id = w.id
+                          ORDER BY s.seq DESC LIMIT 1)
          LEFT JOIN transactions t ON t.id = e.txn_id"
     };
 }
