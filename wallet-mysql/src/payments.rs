@@ -8,19 +8,12 @@ use wallet_core::ids::{MerchantId, TransactionId, UserId, WalletId};
 use wallet_core::limits::Limits;
 use wallet_core::links::{LinkCode, LinkStatus};
 use wallet_core::notify::{NewEvent, NewNotification, Notification};
-use wallet_core::stored::{self, LinkCols, MerchantCols, NotificationCols, PendingCols};
+use wallet_core::stored::{self, LinkCols, MerchantCols, NotificationCols};
 use wallet_core::text::{Description, ExternalRef, IdempotencyKey};
 use wallet_core::{Error, Result, Timestamp};
 
 use crate::error::{map_sqlx, server_code};
-use crate::queries::{changed_one, insert_entries, last_id};
-
-macro_rules! pending_select {
-    () => {
-        "SELECT txn_id, wallet_id, counter_id, amount, held, gateway_ref, expires_at, open
-         FROM pending"
-    };
-}
+use crate::queries::{changed_one, insert_entries, last_id, pendings};
 
 /// The transaction a gateway reference names, if any.
 pub(crate) async fn txn_of_gateway(
@@ -42,17 +35,12 @@ pub(crate) async fn expired_of(
     now: Timestamp,
     limit: u32,
 ) -> Result<Vec<PendingRecord>> {
-    let rows: Vec<PendingCols> = sqlx::query_as(concat!(
-        pending_select!(),
-        " WHERE wallet_id = ? AND open = 1 AND expires_at <= ? ORDER BY expires_at LIMIT ?"
-    ))
-    .bind(wallet.get())
-    .bind(now.as_micros())
-    .bind(limit)
-    .fetch_all(conn)
+    pendings(
+        conn,
+        "wallet_id = ? AND open = 1 AND expires_at <= ? ORDER BY expires_at LIMIT ?",
+        &[wallet.get(), now.as_micros(), i64::from(limit)],
+    )
     .await
-    .map_err(map_sqlx)?;
-    rows.into_iter().map(stored::pending).collect()
 }
 
 /// Open holds and pending top-ups lapsed at `now` (at most `limit`).
@@ -61,16 +49,12 @@ pub(crate) async fn due(
     now: Timestamp,
     limit: u32,
 ) -> Result<Vec<PendingRecord>> {
-    let rows: Vec<PendingCols> = sqlx::query_as(concat!(
-        pending_select!(),
-        " WHERE open = 1 AND expires_at <= ? ORDER BY expires_at LIMIT ?"
-    ))
-    .bind(now.as_micros())
-    .bind(limit)
-    .fetch_all(conn)
+    pendings(
+        conn,
+        "open = 1 AND expires_at <= ? ORDER BY expires_at LIMIT ?",
+        &[now.as_micros(), i64::from(limit)],
+    )
     .await
-    .map_err(map_sqlx)?;
-    rows.into_iter().map(stored::pending).collect()
 }
 
 /// Inserts the pending record of transaction `txn`.

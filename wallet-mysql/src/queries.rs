@@ -332,20 +332,34 @@ pub(crate) async fn insert_entries(
     Ok(())
 }
 
+/// Pending records (holds, pending top-ups) matching `condition` (the SQL after `WHERE`,
+/// with `?` for each of `binds`).
+pub(crate) async fn pendings(
+    conn: &mut MySqlConnection,
+    condition: &str,
+    binds: &[i64],
+) -> Result<Vec<PendingRecord>> {
+    let sql = format!(
+        "SELECT txn_id, wallet_id, counter_id, amount, held, gateway_ref, expires_at, open
+         FROM pending WHERE {condition}"
+    );
+    let mut q = sqlx::query_as::<_, PendingCols>(&sql);
+    for b in binds {
+        q = q.bind(*b);
+    }
+    let rows = q.fetch_all(conn).await.map_err(map_sqlx)?;
+    rows.into_iter().map(stored::pending).collect()
+}
+
 /// The pending record of a transaction.
 pub(crate) async fn pending_of(
     conn: &mut MySqlConnection,
     txn: TransactionId,
 ) -> Result<Option<PendingRecord>> {
-    let row: Option<PendingCols> = sqlx::query_as(
-        "SELECT txn_id, wallet_id, counter_id, amount, held, gateway_ref, expires_at, open
-         FROM pending WHERE txn_id = ?",
-    )
-    .bind(txn.get())
-    .fetch_optional(conn)
-    .await
-    .map_err(map_sqlx)?;
-    row.map(stored::pending).transpose()
+    Ok(pendings(conn, "txn_id = ?", &[txn.get()])
+        .await?
+        .into_iter()
+        .next())
 }
 
 /// A transaction with its legs, debits first.
