@@ -7,14 +7,18 @@
 //!
 //! Nothing secret goes into either: no password, hash, token or provider token.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::command::{Command, Op, UserChange};
-use crate::ids::{NotificationId, UserId};
+use crate::error::Result;
+use crate::ids::{NotificationId, TransactionId, TransactionRef, UserId};
+use crate::money::Money;
 use crate::store::Outcome;
 use crate::time::Timestamp;
-use crate::transaction::{Transaction, TransactionStatus};
+use crate::transaction::{Transaction, TransactionKind, TransactionStatus};
 use crate::wallet::code_enum;
 
 code_enum!(
@@ -49,6 +53,90 @@ code_enum!(
     }
 );
 
+/// What a transaction notification says, kept as facts rather than text.
+///
+/// Every money movement leaves one of these for each user it touched, so a backend may store
+/// just the transaction's id and [`TxnNote::state`] and render the text when it is read: the
+/// transaction's kind and amount never change, and the reference follows from the id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxnNote {
+    /// The transaction.
+    pub txn: TransactionId,
+    /// Its kind.
+    pub kind: TransactionKind,
+    /// Its amount.
+    pub amount: Money,
+    /// Its status when the notification was made.
+    pub status: TransactionStatus,
+    /// Whether the user's wallets received money from it (rather than sent it, or neither).
+    pub received: bool,
+}
+
+impl TxnNote {
+    /// The status and direction as one stored integer: the status code times two, plus one
+    /// when the user received money.
+    pub fn state(&self) -> i64 {
+        self.status.to_db() * 2 + i64::from(self.received)
+    }
+
+    /// The note for transaction `txn` (its kind and amount as stored) in stored `state`.
+    pub fn from_state(
+        txn: TransactionId,
+        kind: TransactionKind,
+        amount: Money,
+        state: i64,
+    ) -> Result<Self> {
+        Ok(TxnNote {
+            txn,
+            kind,
+            amount,
+            status: TransactionStatus::from_db(state.div_euclid(2))?,
+            received: state.rem_euclid(2) == 1,
+        })
+    }
+
+    /// The title and priority it is shown with.
+    pub fn headline(&self) -> (&'static str, Priority) {
+        match (self.status, self.received) {
+            (TransactionStatus::Completed, true) => ("Money received", Priority::Normal),
+            (TransactionStatus::Completed, false) => ("Money sent", Priority::Normal),
+            (TransactionStatus::Pending, _) => ("Pending", Priority::Low),
+            (TransactionStatus::Failed | TransactionStatus::Expired, _) => {
+                ("Did not complete", Priority::High)
+            }
+            (TransactionStatus::Cancelled, _) => ("Cancelled", Priority::Normal),
+            (TransactionStatus::Refunded | TransactionStatus::PartiallyRefunded, _) => {
+                ("Refunded", Priority::Normal)
+            }
+        }
+    }
+
+    /// The message, such as `TXN-… transfer of 12.50 USD is completed`.
+    pub fn message(&self) -> String {
+        format!(
+            "{} {} of {} is {}",
+            TransactionRef::of(self.txn),
+            self.kind.as_str().to_ascii_lowercase().replace('_', "-"),
+            self.amount,
+            status_word(self.status)
+        )
+    }
+}
+
+/// What a notification says: its text, or the facts of a transaction to render it from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NoteBody {
+    /// Text as given.
+    Text {
+        /// A short title.
+        title: String,
+        /// The message.
+        message: String,
+    },
+    /// A money movement, rendered by [`TxnNote::headline`] and [`TxnNote::message`].
+    Transaction(TxnNote),
+}
+
 /// A notification to store for a user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewNotification {
@@ -58,10 +146,26 @@ pub struct NewNotification {
     pub kind: NotificationType,
     /// How urgent.
     pub priority: Priority,
-    /// A short title.
-    pub title: String,
-    /// The message.
-    pub message: String,
+    /// What it says.
+    pub body: NoteBody,
+}
+
+impl NewNotification {
+    /// Its title.
+    pub fn title(&self) -> &str {
+        match &self.body {
+            NoteBody::Text { title, .. } => title,
+            NoteBody::Transaction(t) => t.headline().0,
+        }
+    }
+
+    /// Its message.
+    pub fn message(&self) -> Cow<'_, str> {
+        match &self.body {
+            NoteBody::Text { message, .. } => Cow::Borrowed(message),
+            NoteBody::Transaction(t) => Cow::Owned(t.message()),
+        }
+    }
 }
 
 /// A stored notification.
@@ -85,15 +189,115 @@ pub struct Notification {
     pub created_at: Timestamp,
 }
 
+/// What a transaction event says, kept as facts rather than text.
+///
+/// Every money movement appends one; a backend may store the transaction's id and status and
+/// render the event when the feed is read, since the kind, amount and original transaction
+/// never change. `refunded` is the one fact that does: such events are stored as text
+/// (see [`NewEvent::compact`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxnEvent {
+    /// The transaction.
+    pub txn: TransactionId,
+    /// Its kind.
+    pub kind: TransactionKind,
+    /// Its amount.
+    pub amount: Money,
+    /// Its status when the event was made.
+    pub status: TransactionStatus,
+    /// How much of it had been refunded then.
+    pub refunded: Money,
+    /// For a refund: the transaction it reverses.
+    pub original: Option<TransactionId>,
+}
+
+impl TxnEvent {
+    /// Its type: `transaction.` and the status in lower case.
+    pub fn kind_name(&self) -> String {
+        format!("transaction.{}", status_word(self.status))
+    }
+
+    /// What it is about: `transaction:TXN-…`.
+    pub fn subject(&self) -> String {
+        format!("transaction:{}", TransactionRef::of(self.txn))
+    }
+
+    /// Its details: kind, amount and currency, and the refunded amount and the original
+    /// transaction where there are any. The transaction itself (legs, balances) is one read
+    /// away by its reference, so the feed stays small.
+    pub fn payload(&self) -> serde_json::Value {
+        let mut payload = json!({
+            "kind": self.kind.as_str(),
+            "amount": self.amount.amount().to_string(),
+            "currency": self.amount.currency().code().as_str(),
+        });
+        if let Some(object) = payload.as_object_mut() {
+            if !self.refunded.is_zero() {
+                object.insert(
+                    "refunded".into(),
+                    json!(self.refunded.amount().to_string()),
+                );
+            }
+            if let Some(original) = self.original {
+                object.insert(
+                    "original".into(),
+                    json!(TransactionRef::of(original).to_string()),
+                );
+            }
+        }
+        payload
+    }
+}
+
 /// An event to append to the feed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewEvent {
+pub enum NewEvent {
+    /// An event given as text.
+    Text {
+        /// Its type, such as `user.password_changed`.
+        kind: String,
+        /// What it is about (`user:42`, `wallet:WLT-…`).
+        subject: String,
+        /// Details, as a JSON object.
+        payload: serde_json::Value,
+    },
+    /// A money movement's event, rendered by [`TxnEvent`].
+    Transaction(TxnEvent),
+}
+
+impl NewEvent {
     /// Its type, such as `transaction.completed` or `user.password_changed`.
-    pub kind: String,
+    pub fn kind(&self) -> Cow<'_, str> {
+        match self {
+            NewEvent::Text { kind, .. } => Cow::Borrowed(kind),
+            NewEvent::Transaction(t) => Cow::Owned(t.kind_name()),
+        }
+    }
+
     /// What it is about (`transaction:TXN-…`, `user:42`, `wallet:WLT-…`).
-    pub subject: String,
-    /// Details, as a JSON object.
-    pub payload: serde_json::Value,
+    pub fn subject(&self) -> Cow<'_, str> {
+        match self {
+            NewEvent::Text { subject, .. } => Cow::Borrowed(subject),
+            NewEvent::Transaction(t) => Cow::Owned(t.subject()),
+        }
+    }
+
+    /// Its details, a JSON object as text.
+    pub fn payload(&self) -> String {
+        match self {
+            NewEvent::Text { payload, .. } => payload.to_string(),
+            NewEvent::Transaction(t) => t.payload().to_string(),
+        }
+    }
+
+    /// The transaction and status a backend may store instead of the text, when the event
+    /// renders from facts that never change (no refund recorded yet).
+    pub fn compact(&self) -> Option<(TransactionId, TransactionStatus)> {
+        match self {
+            NewEvent::Transaction(t) if t.refunded.is_zero() => Some((t.txn, t.status)),
+            _ => None,
+        }
+    }
 }
 
 /// A stored event.
@@ -135,8 +339,10 @@ fn note(
         user,
         kind,
         priority,
-        title: title.to_owned(),
-        message,
+        body: NoteBody::Text {
+            title: title.to_owned(),
+            message,
+        },
     }
 }
 
@@ -145,71 +351,46 @@ fn status_word(status: TransactionStatus) -> String {
 }
 
 fn transaction_trail(cmd: &Command, t: &Transaction, trail: &mut Trail) {
-    // The event says what happened; the transaction itself (legs, balances) is one read away
-    // by its reference, so the feed stays small on every transfer.
-    let mut payload = json!({
-        "kind": t.kind.as_str(),
-        "amount": t.amount.amount().to_string(),
-        "currency": t.amount.currency().code().as_str(),
-    });
-    if let Some(object) = payload.as_object_mut() {
-        if !t.refunded.is_zero() {
-            object.insert("refunded".into(), json!(t.refunded.amount().to_string()));
-        }
-        if let Some(original) = t.original {
-            object.insert("original".into(), json!(original.to_string()));
-        }
-    }
-    trail.events.push(NewEvent {
-        kind: format!("transaction.{}", status_word(t.status)),
-        subject: format!("transaction:{}", t.reference),
-        payload,
-    });
+    trail.events.push(NewEvent::Transaction(TxnEvent {
+        txn: t.id,
+        kind: t.kind,
+        amount: t.amount,
+        status: t.status,
+        refunded: t.refunded,
+        original: t.original.map(TransactionRef::id),
+    }));
     if !cmd.config.transaction_notifications() {
         return;
     }
-    // Everyone whose wallet the transaction touched, and whoever started it if it has not
-    // touched a wallet yet (a hold, a pending top-up).
-    let mut users: Vec<(UserId, Option<bool>)> = Vec::new();
+    // Everyone whose wallet the transaction touched (received: any of their legs is a credit),
+    // and whoever started it if it has not touched a wallet yet (a hold, a pending top-up).
+    let mut users: Vec<(UserId, bool)> = Vec::new();
     for leg in &t.legs {
         if let Some(owner) = leg.owner {
             let credit = leg.amount.minor() > 0;
             match users.iter_mut().find(|(u, _)| *u == owner) {
-                Some((_, c)) => *c = Some(c.unwrap_or(credit) || credit),
-                None => users.push((owner, Some(credit))),
+                Some((_, received)) => *received |= credit,
+                None => users.push((owner, credit)),
             }
         }
     }
     if users.is_empty() {
-        users.push((t.initiated_by, None));
+        users.push((t.initiated_by, false));
     }
-    let kind = t.kind.as_str().to_ascii_lowercase().replace('_', "-");
-    for (user, credit) in users {
-        let (title, priority) = match (t.status, credit) {
-            (TransactionStatus::Completed, Some(true)) => ("Money received", Priority::Normal),
-            (TransactionStatus::Completed, _) => ("Money sent", Priority::Normal),
-            (TransactionStatus::Pending, _) => ("Pending", Priority::Low),
-            (TransactionStatus::Failed | TransactionStatus::Expired, _) => {
-                ("Did not complete", Priority::High)
-            }
-            (TransactionStatus::Cancelled, _) => ("Cancelled", Priority::Normal),
-            (TransactionStatus::Refunded | TransactionStatus::PartiallyRefunded, _) => {
-                ("Refunded", Priority::Normal)
-            }
+    for (user, received) in users {
+        let note = TxnNote {
+            txn: t.id,
+            kind: t.kind,
+            amount: t.amount,
+            status: t.status,
+            received,
         };
-        trail.notifications.push(note(
+        trail.notifications.push(NewNotification {
             user,
-            NotificationType::Transaction,
-            priority,
-            title,
-            format!(
-                "{} {} of {} is {}",
-                t.reference,
-                kind,
-                t.amount,
-                status_word(t.status)
-            ),
-        ));
+            kind: NotificationType::Transaction,
+            priority: note.headline().1,
+            body: NoteBody::Transaction(note),
+        });
     }
 }
 
@@ -221,7 +402,7 @@ pub fn trail(cmd: &Command, outcome: &Outcome) -> Trail {
         (_, Outcome::Receipt(r)) if r.replayed => {}
         (_, Outcome::Receipt(r)) => transaction_trail(cmd, &r.transaction, &mut trail),
         (Op::Register(r), Outcome::User(u)) => {
-            trail.events.push(NewEvent {
+            trail.events.push(NewEvent::Text {
                 kind: if r.bootstrap {
                     "user.bootstrapped".into()
                 } else {
@@ -267,7 +448,7 @@ pub fn trail(cmd: &Command, outcome: &Outcome) -> Trail {
                 ),
                 UserChange::Delete => ("user.deleted", None),
             };
-            trail.events.push(NewEvent {
+            trail.events.push(NewEvent::Text {
                 kind: event.into(),
                 subject: format!("user:{}", u.id),
                 payload: json!({ "user": u.id.get() }),
@@ -278,7 +459,7 @@ pub fn trail(cmd: &Command, outcome: &Outcome) -> Trail {
         }
         (Op::OpenWallet(_) | Op::SetWalletStatus(_), Outcome::Wallet(w)) => {
             let opened = matches!(cmd.op, Op::OpenWallet(_));
-            trail.events.push(NewEvent {
+            trail.events.push(NewEvent::Text {
                 kind: if opened { "wallet.opened" } else { "wallet.status_changed" }.into(),
                 subject: format!("wallet:{}", w.to_wallet().number),
                 payload: json!({ "status": w.record.status.as_str(), "currency": w.record.currency.code().as_str() }),
@@ -294,7 +475,7 @@ pub fn trail(cmd: &Command, outcome: &Outcome) -> Trail {
             }
         }
         (Op::PaymentMethod(_), Outcome::PaymentMethod(m)) => {
-            trail.events.push(NewEvent {
+            trail.events.push(NewEvent::Text {
                 kind: "payment_method.changed".into(),
                 subject: format!("payment_method:{}", m.id),
                 payload: json!({ "status": m.status.as_str(), "owner": m.owner.get() }),
@@ -328,7 +509,7 @@ pub fn trail(cmd: &Command, outcome: &Outcome) -> Trail {
                     format!("A sign-in to your account failed ({}).", a.outcome),
                 ));
             }
-            trail.events.push(NewEvent {
+            trail.events.push(NewEvent::Text {
             kind: format!("security.{}", a.note.action.as_str().to_ascii_lowercase()),
             subject: a
                 .note
@@ -339,12 +520,12 @@ pub fn trail(cmd: &Command, outcome: &Outcome) -> Trail {
             payload: json!({ "outcome": a.outcome }),
             });
         }
-        (_, Outcome::Merchant(m)) => trail.events.push(NewEvent {
+        (_, Outcome::Merchant(m)) => trail.events.push(NewEvent::Text {
             kind: "merchant.registered".into(),
             subject: format!("merchant:{}", m.id),
             payload: json!({ "wallet": crate::ids::WalletNumber::of(m.wallet).to_string() }),
         }),
-        (_, Outcome::Link(l)) => trail.events.push(NewEvent {
+        (_, Outcome::Link(l)) => trail.events.push(NewEvent::Text {
             kind: format!("link.{}", l.status.as_str().to_ascii_lowercase()),
             // The code lets anyone pay the link: it stays with its owner.
             subject: format!("wallet:{}", l.wallet),
@@ -353,4 +534,83 @@ pub fn trail(cmd: &Command, outcome: &Outcome) -> Trail {
         _ => {}
     }
     trail
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::currency::{Currency, CurrencyCode};
+
+    fn usd(minor: i64) -> Money {
+        let code = CurrencyCode::new("USD").unwrap();
+        Money::from_minor(minor, Currency::new(code, 2).unwrap())
+    }
+
+    #[test]
+    fn a_stored_state_gives_back_the_note() {
+        let txn = TransactionId::new(742).unwrap();
+        for &status in TransactionStatus::ALL {
+            for received in [false, true] {
+                let note = TxnNote {
+                    txn,
+                    kind: TransactionKind::Transfer,
+                    amount: usd(1250),
+                    status,
+                    received,
+                };
+                let back = TxnNote::from_state(txn, note.kind, note.amount, note.state()).unwrap();
+                assert_eq!(back, note);
+            }
+        }
+        assert!(TxnNote::from_state(txn, TransactionKind::Transfer, usd(1), 0).is_err());
+        assert!(TxnNote::from_state(txn, TransactionKind::Transfer, usd(1), -3).is_err());
+    }
+
+    #[test]
+    fn notes_and_events_render_as_text() {
+        let txn = TransactionId::new(742).unwrap();
+        let reference = TransactionRef::of(txn).to_string();
+        let note = TxnNote {
+            txn,
+            kind: TransactionKind::Transfer,
+            amount: usd(1250),
+            status: TransactionStatus::Completed,
+            received: true,
+        };
+        assert_eq!(note.headline(), ("Money received", Priority::Normal));
+        assert_eq!(
+            note.message(),
+            format!("{reference} transfer of 12.50 USD is completed")
+        );
+        let sent = TxnNote {
+            received: false,
+            ..note
+        };
+        assert_eq!(sent.headline().0, "Money sent");
+
+        let event = TxnEvent {
+            txn,
+            kind: TransactionKind::Transfer,
+            amount: usd(1250),
+            status: TransactionStatus::Completed,
+            refunded: usd(0),
+            original: None,
+        };
+        let new = NewEvent::Transaction(event);
+        assert_eq!(new.kind(), "transaction.completed");
+        assert_eq!(new.subject(), format!("transaction:{reference}"));
+        assert_eq!(
+            new.payload(),
+            r#"{"amount":"12.50","currency":"USD","kind":"TRANSFER"}"#
+        );
+        assert_eq!(new.compact(), Some((txn, TransactionStatus::Completed)));
+        // A refunded amount is a snapshot the transaction does not keep: stored as text.
+        let refunded = NewEvent::Transaction(TxnEvent {
+            refunded: usd(50),
+            original: Some(TransactionId::new(7).unwrap()),
+            ..event
+        });
+        assert_eq!(refunded.compact(), None);
+        assert!(refunded.payload().contains(r#""refunded":"0.50""#));
+    }
 }

@@ -23,7 +23,7 @@ use crate::ids::{
 };
 use crate::links::{LINK_CODE_BYTES, LinkCode, LinkStatus};
 use crate::money::Money;
-use crate::notify::{Notification, NotificationType, Priority};
+use crate::notify::{Event, Notification, NotificationType, Priority, TxnEvent, TxnNote};
 use crate::payment_method::{
     PaymentMethod, PaymentMethodId, PaymentMethodKind, PaymentMethodStatus, ProviderToken,
     ValidDisplay,
@@ -342,6 +342,92 @@ pub fn notification(c: NotificationCols) -> Result<Notification> {
         message,
         read: read == 1,
         created_at: Timestamp::from_micros(at),
+    })
+}
+
+/// The facts of a transaction that its notifications and events render from: id, kind,
+/// amount, currency code, exponent, original_id.
+pub type TxnFactCols = (i64, i64, i64, String, i64, Option<i64>);
+
+fn txn_facts(c: TxnFactCols) -> Result<(TransactionId, TransactionKind, Money, Option<TransactionId>)> {
+    let (id, kind, amount, code, exponent, original) = c;
+    Ok((
+        txn_id(id)?,
+        TransactionKind::from_db(kind)?,
+        Money::from_minor(amount, currency(&code, exponent)?),
+        original.map(txn_id).transpose()?,
+    ))
+}
+
+/// A notification stored as text or by reference: id, user_id, kind, priority, title, message,
+/// read, created_at, txn_state, and (when it refers to a transaction) that transaction's facts.
+/// A row refers to a transaction exactly when its title and message are absent.
+pub type StoredNotificationCols = (
+    i64,
+    i64,
+    i64,
+    i64,
+    Option<String>,
+    Option<String>,
+    i64,
+    i64,
+    Option<i64>,
+    Option<TxnFactCols>,
+);
+
+/// A notification from its stored columns, rendering one stored by reference.
+pub fn stored_notification(c: StoredNotificationCols) -> Result<Notification> {
+    let (id, user, kind, priority, title, message, read, at, state, facts) = c;
+    let (title, message) = match (title, message, state, facts) {
+        (Some(title), Some(message), None, None) => (title, message),
+        (None, None, Some(state), Some(facts)) => {
+            let (txn, kind, amount, _) = txn_facts(facts)?;
+            let note = TxnNote::from_state(txn, kind, amount, state)?;
+            (note.headline().0.to_owned(), note.message())
+        }
+        _ => return Err(Error::corrupt("a notification is neither text nor a reference")),
+    };
+    notification((id, user, kind, priority, title, message, read, at))
+}
+
+/// An event stored as text or by reference: id, at, kind, subject, payload, txn_status, and
+/// (when it refers to a transaction) that transaction's facts. A row refers to a transaction
+/// exactly when its kind, subject and payload are absent.
+pub type StoredEventCols = (
+    i64,
+    i64,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+    Option<TxnFactCols>,
+);
+
+/// An event from its stored columns, rendering one stored by reference.
+pub fn stored_event(c: StoredEventCols) -> Result<Event> {
+    let (id, at, kind, subject, payload, status, facts) = c;
+    let (kind, subject, payload) = match (kind, subject, payload, status, facts) {
+        (Some(kind), Some(subject), Some(payload), None, None) => (kind, subject, payload),
+        (None, None, None, Some(status), Some(facts)) => {
+            let (txn, kind, amount, original) = txn_facts(facts)?;
+            let event = TxnEvent {
+                txn,
+                kind,
+                amount,
+                status: TransactionStatus::from_db(status)?,
+                refunded: Money::zero(amount.currency()),
+                original,
+            };
+            (event.kind_name(), event.subject(), event.payload().to_string())
+        }
+        _ => return Err(Error::corrupt("an event is neither text nor a reference")),
+    };
+    Ok(Event {
+        id,
+        at: Timestamp::from_micros(at),
+        kind,
+        subject,
+        payload,
     })
 }
 

@@ -414,8 +414,8 @@ pub(crate) async fn insert_trail(
                 .bind(n.user.get())
                 .bind(n.kind.to_db())
                 .bind(n.priority.to_db())
-                .bind(n.title.as_str())
-                .bind(n.message.as_str())
+                .bind(n.title().to_owned())
+                .bind(n.message().into_owned())
                 .bind(at.as_micros());
         }
         q.execute(&mut *conn).await.map_err(map_sqlx)?;
@@ -433,9 +433,9 @@ pub(crate) async fn insert_trail(
         for e in events {
             q = q
                 .bind(at.as_micros())
-                .bind(e.kind.as_str())
-                .bind(e.subject.as_str())
-                .bind(e.payload.to_string());
+                .bind(e.kind().into_owned())
+                .bind(e.subject().into_owned())
+                .bind(e.payload());
         }
         q.execute(conn).await.map_err(map_sqlx)?;
     }

@@ -9,7 +9,8 @@ use wallet_core::decide::{
 use wallet_core::ids::{MerchantId, TransactionId, UserId, WalletId};
 use wallet_core::limits::Limits;
 use wallet_core::links::{LinkCode, LinkStatus};
-use wallet_core::notify::{Event, NewEvent, NewNotification, Notification};
+use wallet_core::notify::{Event, NewEvent, NewNotification, NoteBody, Notification};
+use wallet_core::stored::TxnFactCols;
 use wallet_core::text::{Description, ExternalRef, IdempotencyKey};
 use wallet_core::wallet::WalletRecord;
 use wallet_core::{Error, Result, Timestamp};
@@ -62,20 +63,62 @@ pub(crate) mod sql {
         link_select!(),
         " WHERE l.wallet_id = ?1 AND l.id < ?2 ORDER BY l.id DESC LIMIT ?3"
     );
-    pub(crate) const NOTIFICATIONS: &str =
-        "SELECT id, user_id, kind, priority, title, message, read, created_at FROM notifications
-         WHERE user_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3";
-    pub(crate) const UNREAD_NOTIFICATIONS: &str =
-        "SELECT id, user_id, kind, priority, title, message, read, created_at FROM notifications
-         WHERE user_id = ?1 AND read = 0 AND id < ?2 ORDER BY id DESC LIMIT ?3";
+    /// A notification's columns (`stored::StoredNotificationCols`), its transaction joined
+    /// for the ones stored by reference; rows come from `n`.
+    macro_rules! notification_select {
+        () => {
+            "SELECT n.id, n.user_id, n.kind, n.priority, n.title, n.message, n.read,
+                    n.created_at, n.txn_state, t.id, t.kind, t.amount, t.currency, c.exponent,
+                    t.original_id
+             FROM n LEFT JOIN transactions t ON t.id = n.txn_id
+             LEFT JOIN currencies c ON c.code = t.currency"
+        };
+    }
+    /// The index is (user, read state, id): the newest of each state are two range reads,
+    /// merged here, so a user with many notifications costs a page, not a scan.
+    pub(crate) const NOTIFICATIONS: &str = concat!(
+        "WITH n AS (SELECT * FROM (SELECT * FROM notifications
+                                   WHERE user_id = ?1 AND read = 0 AND id < ?2
+                                   ORDER BY id DESC LIMIT ?3)
+                    UNION ALL
+                    SELECT * FROM (SELECT * FROM notifications
+                                   WHERE user_id = ?1 AND read = 1 AND id < ?2
+                                   ORDER BY id DESC LIMIT ?3)) ",
+        notification_select!(),
+        " ORDER BY n.id DESC LIMIT ?3"
+    );
+    pub(crate) const UNREAD_NOTIFICATIONS: &str = concat!(
+        "WITH n AS (SELECT * FROM notifications WHERE user_id = ?1 AND read = 0 AND id < ?2
+                    ORDER BY id DESC LIMIT ?3) ",
+        notification_select!(),
+        " ORDER BY n.id DESC"
+    );
+    /// Every notification in id order, rendered (for export).
+    pub(crate) const ALL_NOTIFICATIONS: &str = concat!(
+        "WITH n AS (SELECT * FROM notifications) ",
+        notification_select!(),
+        " ORDER BY n.id"
+    );
     pub(crate) const UNREAD_COUNT: &str =
         "SELECT count(*) FROM notifications WHERE user_id = ?1 AND read = 0";
     pub(crate) const MARK_ONE: &str =
         "UPDATE notifications SET read = 1 WHERE id = ?1 AND user_id = ?2 AND read = 0";
     pub(crate) const MARK_ALL: &str =
         "UPDATE notifications SET read = 1 WHERE user_id = ?1 AND read = 0";
+    /// Events (`stored::StoredEventCols`) after a cursor, their transaction joined for the
+    /// ones stored by reference.
+    macro_rules! event_select {
+        () => {
+            "SELECT e.id, e.at, e.kind, e.subject, e.payload, e.txn_status, t.id, t.kind,
+                    t.amount, t.currency, c.exponent, t.original_id
+             FROM events e LEFT JOIN transactions t ON t.id = e.txn_id
+             LEFT JOIN currencies c ON c.code = t.currency"
+        };
+    }
     pub(crate) const EVENTS: &str =
-        "SELECT id, at, kind, subject, payload FROM events WHERE id > ?1 ORDER BY id LIMIT ?2";
+        concat!(event_select!(), " WHERE e.id > ?1 ORDER BY e.id LIMIT ?2");
+    /// Every event in id order, rendered (for export).
+    pub(crate) const ALL_EVENTS: &str = concat!(event_select!(), " ORDER BY e.id");
 
     #[cfg(test)]
     pub(crate) const INDEXED: &[&str] = &[
@@ -475,39 +518,130 @@ pub(crate) fn insert_trail(
     if !notifications.is_empty() {
         let mut stmt = conn
             .prepare_cached(
-                "INSERT INTO notifications (user_id, kind, priority, title, message, read, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6)",
+                "INSERT INTO notifications
+                     (user_id, kind, priority, title, message, read, created_at, txn_id, txn_state)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8)",
             )
             .map_err(map_sqlite)?;
         for n in notifications {
-            stmt.execute(params![
-                n.user.get(),
-                n.kind.to_db(),
-                n.priority.to_db(),
-                n.title,
-                n.message,
-                at.as_micros()
-            ])
+            let base = (n.user.get(), n.kind.to_db(), n.priority.to_db());
+            match &n.body {
+                NoteBody::Text { title, message } => stmt.execute(params![
+                    base.0,
+                    base.1,
+                    base.2,
+                    title,
+                    message,
+                    at.as_micros(),
+                    None::<i64>,
+                    None::<i64>
+                ]),
+                NoteBody::Transaction(note) => stmt.execute(params![
+                    base.0,
+                    base.1,
+                    base.2,
+                    None::<&str>,
+                    None::<&str>,
+                    at.as_micros(),
+                    note.txn.get(),
+                    note.state()
+                ]),
+            }
             .map_err(map_sqlite)?;
         }
     }
     if !events.is_empty() {
         let mut stmt = conn
             .prepare_cached(
-                "INSERT INTO events (at, kind, subject, payload) VALUES (?1, ?2, ?3, ?4)",
+                "INSERT INTO events (at, kind, subject, payload, txn_id, txn_status)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )
             .map_err(map_sqlite)?;
         for e in events {
-            stmt.execute(params![
-                at.as_micros(),
-                e.kind,
-                e.subject,
-                e.payload.to_string()
-            ])
+            match e.compact() {
+                Some((txn, status)) => stmt.execute(params![
+                    at.as_micros(),
+                    None::<&str>,
+                    None::<&str>,
+                    None::<&str>,
+                    txn.get(),
+                    status.to_db()
+                ]),
+                None => stmt.execute(params![
+                    at.as_micros(),
+                    e.kind(),
+                    e.subject(),
+                    e.payload(),
+                    None::<i64>,
+                    None::<i64>
+                ]),
+            }
             .map_err(map_sqlite)?;
         }
     }
     Ok(())
+}
+
+/// The facts of a joined transaction, when the row refers to one (its id column is not null).
+fn txn_facts(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Option<TxnFactCols>> {
+    let Some(id) = r.get::<_, Option<i64>>(first)? else {
+        return Ok(None);
+    };
+    Ok(Some((
+        id,
+        r.get(first + 1)?,
+        r.get(first + 2)?,
+        r.get(first + 3)?,
+        r.get(first + 4)?,
+        r.get(first + 5)?,
+    )))
+}
+
+/// Reads rows of `notification_select!` into rendered notifications.
+pub(crate) fn read_notifications(
+    stmt: &mut rusqlite::Statement<'_>,
+    params: impl rusqlite::Params,
+) -> Result<Vec<Notification>> {
+    let rows = stmt
+        .query_map(params, |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, Option<String>>(4)?,
+                r.get::<_, Option<String>>(5)?,
+                r.get::<_, i64>(6)?,
+                r.get::<_, i64>(7)?,
+                r.get::<_, Option<i64>>(8)?,
+                txn_facts(r, 9)?,
+            ))
+        })
+        .map_err(map_sqlite)?;
+    rows.map(|r| wallet_core::stored::stored_notification(r.map_err(map_sqlite)?))
+        .collect()
+}
+
+/// Reads rows of `event_select!` into rendered events.
+pub(crate) fn read_events(
+    stmt: &mut rusqlite::Statement<'_>,
+    params: impl rusqlite::Params,
+) -> Result<Vec<Event>> {
+    let rows = stmt
+        .query_map(params, |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, Option<String>>(2)?,
+                r.get::<_, Option<String>>(3)?,
+                r.get::<_, Option<String>>(4)?,
+                r.get::<_, Option<i64>>(5)?,
+                txn_facts(r, 6)?,
+            ))
+        })
+        .map_err(map_sqlite)?;
+    rows.map(|r| wallet_core::stored::stored_event(r.map_err(map_sqlite)?))
+        .collect()
 }
 
 /// A user's notifications, newest first, older than id `before`.
@@ -524,22 +658,7 @@ pub(crate) fn notifications(
         sql::NOTIFICATIONS
     };
     let mut stmt = conn.prepare_cached(sql).map_err(map_sqlite)?;
-    let rows = stmt
-        .query_map(params![user.get(), before, i64::from(limit)], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, i64>(2)?,
-                r.get::<_, i64>(3)?,
-                r.get::<_, String>(4)?,
-                r.get::<_, String>(5)?,
-                r.get::<_, i64>(6)?,
-                r.get::<_, i64>(7)?,
-            ))
-        })
-        .map_err(map_sqlite)?;
-    rows.map(|r| wallet_core::stored::notification(r.map_err(map_sqlite)?))
-        .collect()
+    read_notifications(&mut stmt, params![user.get(), before, i64::from(limit)])
 }
 
 /// How many unread notifications a user has.
@@ -575,16 +694,5 @@ pub(crate) fn mark_read(conn: &Connection, m: &MarkRead) -> Result<u64> {
 /// Events after `after`, oldest first.
 pub(crate) fn events(conn: &Connection, after: i64, limit: u32) -> Result<Vec<Event>> {
     let mut stmt = conn.prepare_cached(sql::EVENTS).map_err(map_sqlite)?;
-    let rows = stmt
-        .query_map(params![after, i64::from(limit)], |r| {
-            Ok(Event {
-                id: r.get(0)?,
-                at: Timestamp::from_micros(r.get(1)?),
-                kind: r.get(2)?,
-                subject: r.get(3)?,
-                payload: r.get(4)?,
-            })
-        })
-        .map_err(map_sqlite)?;
-    rows.map(|r| r.map_err(map_sqlite)).collect()
+    read_events(&mut stmt, params![after, i64::from(limit)])
 }

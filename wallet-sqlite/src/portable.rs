@@ -12,7 +12,8 @@ use wallet_core::portable::{Counts, Imported, Reader, Row, Summary, TABLES, Tabl
 use wallet_core::{Error, Result};
 
 use crate::error::map_sqlite;
-use crate::{in_snapshot, queries};
+use crate::{in_snapshot, payments, queries};
+use wallet_core::notify::Notification;
 
 /// `` `a`, `b`, `c` ``: column names quoted the way both SQLite and MySQL accept (some, such as
 /// `read`, are keywords).
@@ -60,6 +61,36 @@ pub(crate) fn export(conn: &Connection, out: impl Write) -> Result<Summary> {
         let mut writer = Writer::new(out, &counts)?;
         let mut values = Vec::new();
         for table in &TABLES {
+            // Notifications and events of money movements are stored by reference; the file
+            // carries them rendered, as every backend reads them.
+            match table.name {
+                "notifications" => {
+                    let mut stmt = conn
+                        .prepare(payments::sql::ALL_NOTIFICATIONS)
+                        .map_err(map_sqlite)?;
+                    for n in payments::read_notifications(&mut stmt, [])? {
+                        writer.row(table, &notification_values(n))?;
+                    }
+                    continue;
+                }
+                "events" => {
+                    let mut stmt = conn.prepare(payments::sql::ALL_EVENTS).map_err(map_sqlite)?;
+                    for e in payments::read_events(&mut stmt, [])? {
+                        writer.row(
+                            table,
+                            &[
+                                Value::Int(e.id),
+                                Value::Int(e.at.as_micros()),
+                                Value::Text(e.kind),
+                                Value::Text(e.subject),
+                                Value::Text(e.payload),
+                            ],
+                        )?;
+                    }
+                    continue;
+                }
+                _ => {}
+            }
             let mut stmt = conn.prepare(&select_sql(table)).map_err(map_sqlite)?;
             let mut rows = stmt.query([]).map_err(map_sqlite)?;
             while let Some(row) = rows.next().map_err(map_sqlite)? {
@@ -72,6 +103,20 @@ pub(crate) fn export(conn: &Connection, out: impl Write) -> Result<Summary> {
         }
         writer.finish()
     })
+}
+
+/// A notification's columns as the format carries them.
+fn notification_values(n: Notification) -> [Value; 8] {
+    [
+        Value::Int(n.id.get()),
+        Value::Int(n.user.get()),
+        Value::Int(n.kind.to_db()),
+        Value::Int(n.priority.to_db()),
+        Value::Text(n.title),
+        Value::Text(n.message),
+        Value::Int(i64::from(n.read)),
+        Value::Int(n.created_at.as_micros()),
+    ]
 }
 
 /// A stored value as the format carries it. STRICT tables hold no floating-point values.

@@ -54,8 +54,16 @@ mod sqlite {
         Table::named(name).and_then(Table::position).unwrap()
     }
 
+    /// Columns this schema stores that the format does not carry: money movements'
+    /// notifications and events are stored by reference (schema 4) and carried rendered.
+    const STORED_ONLY: &[(&str, &[&str])] = &[
+        ("notifications", &["txn_id", "txn_state"]),
+        ("events", &["txn_id", "txn_status"]),
+    ];
+
     /// The format's table list is this schema: same tables, columns in the same order with the
-    /// same types, the same primary keys, and every table after those it refers to.
+    /// same types (besides the stored-only columns above), the same primary keys, and every
+    /// table after those it refers to.
     #[test]
     fn the_format_carries_exactly_the_schema() {
         let dir = tempfile::tempdir().unwrap();
@@ -67,7 +75,8 @@ mod sqlite {
         let version: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
-        assert_eq!(u64::try_from(version).unwrap(), SCHEMA_VERSION);
+        // Schema 4 changed how rows are stored, not which rows the format carries.
+        assert_eq!((version, SCHEMA_VERSION), (4, 3));
         let mut stored: Vec<String> = conn
             .prepare(
                 "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
@@ -102,8 +111,13 @@ mod sqlite {
                     (c.name.to_owned(), ty.to_owned())
                 })
                 .collect();
+            let stored_only = STORED_ONLY
+                .iter()
+                .find(|(name, _)| *name == table.name)
+                .map_or(&[][..], |(_, columns)| *columns);
             let found: Vec<(String, String)> = columns
                 .iter()
+                .filter(|(n, _, _)| !stored_only.contains(&n.as_str()))
                 .map(|(n, t, _)| (n.clone(), t.clone()))
                 .collect();
             assert_eq!(found, expected, "{}", table.name);
