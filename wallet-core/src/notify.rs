@@ -233,10 +233,7 @@ impl TxnEvent {
         });
         if let Some(object) = payload.as_object_mut() {
             if !self.refunded.is_zero() {
-                object.insert(
-                    "refunded".into(),
-                    json!(self.refunded.amount().to_string()),
-                );
+                object.insert("refunded".into(), json!(self.refunded.amount().to_string()));
             }
             if let Some(original) = self.original {
                 object.insert(

@@ -349,7 +349,30 @@ pub fn notification(c: NotificationCols) -> Result<Notification> {
 /// amount, currency code, exponent, original_id.
 pub type TxnFactCols = (i64, i64, i64, String, i64, Option<i64>);
 
-fn txn_facts(c: TxnFactCols) -> Result<(TransactionId, TransactionKind, Money, Option<TransactionId>)> {
+/// The facts of a joined transaction from nullable columns (a `LEFT JOIN`): none when the row
+/// refers to no transaction, all of them when it does.
+pub fn txn_fact_cols(
+    id: Option<i64>,
+    kind: Option<i64>,
+    amount: Option<i64>,
+    code: Option<String>,
+    exponent: Option<i64>,
+    original: Option<i64>,
+) -> Result<Option<TxnFactCols>> {
+    match (id, kind, amount, code, exponent) {
+        (None, None, None, None, None) if original.is_none() => Ok(None),
+        (Some(id), Some(kind), Some(amount), Some(code), Some(exponent)) => {
+            Ok(Some((id, kind, amount, code, exponent, original)))
+        }
+        _ => Err(Error::corrupt(
+            "a referenced transaction's columns are incomplete",
+        )),
+    }
+}
+
+fn txn_facts(
+    c: TxnFactCols,
+) -> Result<(TransactionId, TransactionKind, Money, Option<TransactionId>)> {
     let (id, kind, amount, code, exponent, original) = c;
     Ok((
         txn_id(id)?,
@@ -385,7 +408,11 @@ pub fn stored_notification(c: StoredNotificationCols) -> Result<Notification> {
             let note = TxnNote::from_state(txn, kind, amount, state)?;
             (note.headline().0.to_owned(), note.message())
         }
-        _ => return Err(Error::corrupt("a notification is neither text nor a reference")),
+        _ => {
+            return Err(Error::corrupt(
+                "a notification is neither text nor a reference",
+            ));
+        }
     };
     notification((id, user, kind, priority, title, message, read, at))
 }
@@ -418,7 +445,11 @@ pub fn stored_event(c: StoredEventCols) -> Result<Event> {
                 refunded: Money::zero(amount.currency()),
                 original,
             };
-            (event.kind_name(), event.subject(), event.payload().to_string())
+            (
+                event.kind_name(),
+                event.subject(),
+                event.payload().to_string(),
+            )
         }
         _ => return Err(Error::corrupt("an event is neither text nor a reference")),
     };

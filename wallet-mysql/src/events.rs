@@ -12,9 +12,51 @@
 
 use sqlx::{Acquire, MySqlConnection};
 use wallet_core::notify::Event;
-use wallet_core::{Result, Timestamp};
+use wallet_core::{Result, stored};
 
 use crate::error::map_sqlx;
+
+/// The columns an event is read with after its position (`stored::StoredEventCols`,
+/// flattened), from `e` and its transaction `t` (joined by `event_joins!`) for the ones stored
+/// by reference: money movements' events, rendered when read.
+macro_rules! event_columns {
+    () => {
+        "e.at, e.kind, e.subject, e.payload, e.txn_status, t.id, t.kind, t.amount, t.currency,
+         c.exponent, t.original_id"
+    };
+}
+pub(crate) use event_columns;
+
+/// Joins an event `e` to its transaction and the transaction's currency.
+macro_rules! event_joins {
+    () => {
+        " LEFT JOIN transactions t ON t.id = e.txn_id LEFT JOIN currencies c ON c.code = t.currency"
+    };
+}
+pub(crate) use event_joins;
+
+/// An event row: its position, then `event_columns!`.
+pub(crate) type EventRow = (
+    i64,
+    i64,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+);
+
+/// An event from its row, rendered.
+pub(crate) fn event_of(r: EventRow) -> Result<Event> {
+    let (id, at, kind, subject, payload, status, t0, t1, t2, t3, t4, t5) = r;
+    let facts = stored::txn_fact_cols(t0, t1, t2, t3, t4, t5)?;
+    stored::stored_event((id, at, kind, subject, payload, status, facts))
+}
 
 /// Most events numbered per round.
 const ROUND_MAX: i64 = 1000;
@@ -79,22 +121,17 @@ pub(crate) async fn events(
     limit: u32,
 ) -> Result<Vec<Event>> {
     sequence(conn).await?;
-    let rows: Vec<(i64, i64, String, String, String)> = sqlx::query_as(
-        "SELECT seq, at, kind, subject, payload FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
-    )
+    let rows: Vec<EventRow> = sqlx::query_as(concat!(
+        "SELECT e.seq, ",
+        event_columns!(),
+        " FROM events e",
+        event_joins!(),
+        " WHERE e.seq > ? ORDER BY e.seq LIMIT ?"
+    ))
     .bind(after)
     .bind(limit)
     .fetch_all(conn)
     .await
     .map_err(map_sqlx)?;
-    Ok(rows
-        .into_iter()
-        .map(|(id, at, kind, subject, payload)| Event {
-            id,
-            at: Timestamp::from_micros(at),
-            kind,
-            subject,
-            payload,
-        })
-        .collect())
+    rows.into_iter().map(event_of).collect()
 }

@@ -7,8 +7,8 @@ use wallet_core::decide::{LinkRecord, MerchantRecord, NewPending, PendingRecord,
 use wallet_core::ids::{MerchantId, TransactionId, UserId, WalletId};
 use wallet_core::limits::Limits;
 use wallet_core::links::{LinkCode, LinkStatus};
-use wallet_core::notify::{NewEvent, NewNotification, Notification};
-use wallet_core::stored::{self, LinkCols, MerchantCols, NotificationCols};
+use wallet_core::notify::{NewEvent, NewNotification, NoteBody, Notification};
+use wallet_core::stored::{self, LinkCols, MerchantCols};
 use wallet_core::text::{Description, ExternalRef, IdempotencyKey};
 use wallet_core::{Error, Result, Timestamp};
 
@@ -397,49 +397,117 @@ pub(crate) async fn insert_trail(
     notifications: &[NewNotification],
     events: &[NewEvent],
 ) -> Result<()> {
+    // Money movements' notifications and events are stored by reference, as in SQLite (see
+    // `wallet_core::notify::TxnNote`): their text columns stay null.
     if !notifications.is_empty() {
-        let mut sql = String::from(
-            "INSERT INTO notifications (user_id, kind, priority, title, message, `read`, created_at) VALUES ",
+        let sql = values_sql(
+            "INSERT INTO notifications
+                 (user_id, kind, priority, title, message, `read`, created_at, txn_id, txn_state)
+             VALUES ",
+            "(?, ?, ?, ?, ?, 0, ?, ?, ?)",
+            notifications.len(),
         );
-        for i in 0..notifications.len() {
-            sql.push_str(if i == 0 {
-                "(?, ?, ?, ?, ?, 0, ?)"
-            } else {
-                ", (?, ?, ?, ?, ?, 0, ?)"
-            });
-        }
         let mut q = sqlx::query(&sql);
         for n in notifications {
+            let (text, reference) = match &n.body {
+                NoteBody::Text { title, message } => (Some((title.clone(), message.clone())), None),
+                NoteBody::Transaction(note) => (None, Some((note.txn.get(), note.state()))),
+            };
+            let (title, message) = text.unzip();
+            let (txn, state) = reference.unzip();
             q = q
                 .bind(n.user.get())
                 .bind(n.kind.to_db())
                 .bind(n.priority.to_db())
-                .bind(n.title().to_owned())
-                .bind(n.message().into_owned())
-                .bind(at.as_micros());
+                .bind(title)
+                .bind(message)
+                .bind(at.as_micros())
+                .bind(txn)
+                .bind(state);
         }
         q.execute(&mut *conn).await.map_err(map_sqlx)?;
     }
     if !events.is_empty() {
-        let mut sql = String::from("INSERT INTO events (at, kind, subject, payload) VALUES ");
-        for i in 0..events.len() {
-            sql.push_str(if i == 0 {
-                "(?, ?, ?, ?)"
-            } else {
-                ", (?, ?, ?, ?)"
-            });
-        }
+        let sql = values_sql(
+            "INSERT INTO events (at, kind, subject, payload, txn_id, txn_status) VALUES ",
+            "(?, ?, ?, ?, ?, ?)",
+            events.len(),
+        );
         let mut q = sqlx::query(&sql);
         for e in events {
-            q = q
-                .bind(at.as_micros())
-                .bind(e.kind().into_owned())
-                .bind(e.subject().into_owned())
-                .bind(e.payload());
+            q = q.bind(at.as_micros());
+            q = match e.compact() {
+                Some((txn, status)) => q
+                    .bind(None::<String>)
+                    .bind(None::<String>)
+                    .bind(None::<String>)
+                    .bind(Some(txn.get()))
+                    .bind(Some(status.to_db())),
+                None => q
+                    .bind(Some(e.kind().into_owned()))
+                    .bind(Some(e.subject().into_owned()))
+                    .bind(Some(e.payload()))
+                    .bind(None::<i64>)
+                    .bind(None::<i64>),
+            };
         }
         q.execute(conn).await.map_err(map_sqlx)?;
     }
     Ok(())
+}
+
+/// `head` followed by `rows` copies of `row`, comma-separated.
+fn values_sql(head: &str, row: &str, rows: usize) -> String {
+    let mut sql = String::with_capacity(head.len() + rows * (row.len() + 2));
+    sql.push_str(head);
+    for i in 0..rows {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(row);
+    }
+    sql
+}
+
+/// The columns a notification is read with (`stored::StoredNotificationCols`, flattened), its
+/// transaction joined for the ones stored by reference; rows come from `n`.
+macro_rules! notification_select {
+    () => {
+        "SELECT n.id, n.user_id, n.kind, n.priority, n.title, n.message, n.`read`,
+                n.created_at, n.txn_state, t.id, t.kind, t.amount, t.currency, c.exponent,
+                t.original_id
+         FROM n LEFT JOIN transactions t ON t.id = n.txn_id
+         LEFT JOIN currencies c ON c.code = t.currency"
+    };
+}
+pub(crate) use notification_select;
+
+/// A notification row as read by `notification_select!`.
+pub(crate) type NotificationRow = (
+    i64,
+    i64,
+    i64,
+    i64,
+    Option<String>,
+    Option<String>,
+    i64,
+    i64,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+);
+
+/// A notification from a row of `notification_select!`, rendered.
+pub(crate) fn notification_of(r: NotificationRow) -> Result<Notification> {
+    let (id, user, kind, priority, title, message, read, at, state, t0, t1, t2, t3, t4, t5) = r;
+    let facts = stored::txn_fact_cols(t0, t1, t2, t3, t4, t5)?;
+    stored::stored_notification((
+        id, user, kind, priority, title, message, read, at, state, facts,
+    ))
 }
 
 /// A user's notifications, newest first, older than id `before`.
@@ -450,21 +518,39 @@ pub(crate) async fn notifications(
     before: i64,
     limit: u32,
 ) -> Result<Vec<Notification>> {
-    let sql = if unread_only {
-        "SELECT id, user_id, kind, priority, title, message, `read`, created_at FROM notifications
-         WHERE user_id = ? AND `read` = 0 AND id < ? ORDER BY id DESC LIMIT ?"
-    } else {
-        "SELECT id, user_id, kind, priority, title, message, `read`, created_at FROM notifications
-         WHERE user_id = ? AND id < ? ORDER BY id DESC LIMIT ?"
-    };
-    let rows: Vec<NotificationCols> = sqlx::query_as(sql)
+    // The index is (user, read state, id): the newest of each state are two range reads.
+    let rows: Vec<NotificationRow> = if unread_only {
+        sqlx::query_as(concat!(
+            "WITH n AS (SELECT * FROM notifications WHERE user_id = ? AND `read` = 0 AND id < ?
+                        ORDER BY id DESC LIMIT ?) ",
+            notification_select!(),
+            " ORDER BY n.id DESC"
+        ))
         .bind(user.get())
         .bind(before)
         .bind(limit)
-        .fetch_all(conn)
-        .await
-        .map_err(map_sqlx)?;
-    rows.into_iter().map(stored::notification).collect()
+    } else {
+        sqlx::query_as(concat!(
+            "WITH n AS ((SELECT * FROM notifications WHERE user_id = ? AND `read` = 0 AND id < ?
+                         ORDER BY id DESC LIMIT ?)
+                        UNION ALL
+                        (SELECT * FROM notifications WHERE user_id = ? AND `read` = 1 AND id < ?
+                         ORDER BY id DESC LIMIT ?)) ",
+            notification_select!(),
+            " ORDER BY n.id DESC LIMIT ?"
+        ))
+        .bind(user.get())
+        .bind(before)
+        .bind(limit)
+        .bind(user.get())
+        .bind(before)
+        .bind(limit)
+        .bind(limit)
+    }
+    .fetch_all(conn)
+    .await
+    .map_err(map_sqlx)?;
+    rows.into_iter().map(notification_of).collect()
 }
 
 /// How many unread notifications a user has.

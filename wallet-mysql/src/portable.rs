@@ -27,7 +27,7 @@ use wallet_core::portable::{
 use wallet_core::{Error, Result};
 
 use crate::error::{map_sqlx, server_code};
-use crate::{begin_snapshot, events, reads};
+use crate::{begin_snapshot, events, payments, reads};
 
 /// Rows per INSERT statement of an import.
 const INSERT_ROWS: usize = 500;
@@ -45,39 +45,35 @@ fn is_events(table: &Table) -> bool {
 const EVENT_POSITION: &str = "CAST(coalesce(`seq`, (SELECT coalesce(max(`seq`), 0) FROM `events`) \
      + ROW_NUMBER() OVER (PARTITION BY `seq` IS NULL ORDER BY `id`)) AS SIGNED)";
 
-/// `` `a`, `b` `` for the columns of `table`, with the events' `id` their position.
-fn select_list(table: &Table) -> String {
-    table
-        .columns
-        .iter()
-        .map(|c| {
-            if is_events(table) && c.name == "id" {
-                EVENT_POSITION.to_owned()
-            } else {
-                format!("`{}`", c.name)
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// Every exported row of `table` in primary-key order.
+/// Every exported row of `table` (one stored as written: not the notifications or events) in
+/// primary-key order.
 fn select_sql(table: &Table) -> String {
     let order = table
         .key()
         .iter()
-        .map(|c| match (is_events(table), c.ty) {
-            // Numbered events first, by number; then the others, by id.
-            (true, _) => "`seq` IS NULL, `seq`, `id`".to_owned(),
-            (false, ColumnType::Int) => format!("`{}`", c.name),
-            (false, _) => format!("CAST(`{}` AS BINARY)", c.name),
+        .map(|c| match c.ty {
+            ColumnType::Int => format!("`{}`", c.name),
+            _ => format!("CAST(`{}` AS BINARY)", c.name),
         })
         .collect::<Vec<_>>()
         .join(", ");
+    let columns = table
+        .columns
+        .iter()
+        .map(|c| format!("`{}`", c.name))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!("SELECT {columns} FROM `{}` ORDER BY {order}", table.name)
+}
+
+/// Every event with its position, rendered from its transaction where stored by reference:
+/// numbered events first, by number; then the others, by id.
+fn events_sql() -> String {
     format!(
-        "SELECT {} FROM `{}` ORDER BY {order}",
-        select_list(table),
-        table.name
+        "SELECT e.pos, {} FROM (SELECT {EVENT_POSITION} AS pos, events.* FROM events) e{}
+         ORDER BY e.seq IS NULL, e.seq, e.id",
+        events::event_columns!(),
+        events::event_joins!()
     )
 }
 
@@ -151,6 +147,54 @@ async fn export_snapshot(conn: &mut MySqlConnection, out: impl Write) -> Result<
     let mut writer = Writer::new(out, &counts)?;
     let mut values = Vec::new();
     for table in &TABLES {
+        // Notifications and events of money movements are stored by reference; the file
+        // carries them rendered, as `notifications()` and `events()` return them.
+        match table.name {
+            "notifications" => {
+                let mut rows = sqlx::query_as::<_, payments::NotificationRow>(concat!(
+                    "WITH n AS (SELECT * FROM notifications) ",
+                    payments::notification_select!(),
+                    " ORDER BY n.id"
+                ))
+                .fetch(&mut *conn);
+                while let Some(row) = rows.try_next().await.map_err(map_sqlx)? {
+                    let n = payments::notification_of(row)?;
+                    writer.row(
+                        table,
+                        &[
+                            Value::Int(n.id.get()),
+                            Value::Int(n.user.get()),
+                            Value::Int(n.kind.to_db()),
+                            Value::Int(n.priority.to_db()),
+                            Value::Text(n.title),
+                            Value::Text(n.message),
+                            Value::Int(i64::from(n.read)),
+                            Value::Int(n.created_at.as_micros()),
+                        ],
+                    )?;
+                }
+                continue;
+            }
+            "events" => {
+                let sql = events_sql();
+                let mut rows = sqlx::query_as::<_, events::EventRow>(&sql).fetch(&mut *conn);
+                while let Some(row) = rows.try_next().await.map_err(map_sqlx)? {
+                    let e = events::event_of(row)?;
+                    writer.row(
+                        table,
+                        &[
+                            Value::Int(e.id),
+                            Value::Int(e.at.as_micros()),
+                            Value::Text(e.kind),
+                            Value::Text(e.subject),
+                            Value::Text(e.payload),
+                        ],
+                    )?;
+                }
+                continue;
+            }
+            _ => {}
+        }
         // Streamed: no table is held whole in memory.
         let sql = select_sql(table);
         let mut rows = sqlx::query(&sql).fetch(&mut *conn);
@@ -300,13 +344,12 @@ mod tests {
     #[test]
     fn statements_follow_the_format() {
         let events = Table::named("events").unwrap_or(&TABLES[0]);
-        assert_eq!(
-            select_sql(events),
-            format!(
-                "SELECT {EVENT_POSITION}, `at`, `kind`, `subject`, `payload` FROM `events` \
-                 ORDER BY `seq` IS NULL, `seq`, `id`"
-            )
-        );
+        let sql = events_sql();
+        assert!(sql.starts_with("SELECT e.pos, e.at, e.kind"));
+        assert!(sql.contains(&format!(
+            "(SELECT {EVENT_POSITION} AS pos, events.* FROM events) e"
+        )));
+        assert!(sql.ends_with("ORDER BY e.seq IS NULL, e.seq, e.id"));
         assert_eq!(
             insert_sql(events, 2),
             "INSERT INTO `events` (`id`, `at`, `kind`, `subject`, `payload`, `seq`) \

@@ -29,19 +29,39 @@ use crate::error::map_sqlx;
 /// What the version row's `application` column holds.
 const APPLICATION: &str = "wallet-ledger";
 
+/// One idempotent step of a migration. MySQL 8 has no `ADD COLUMN IF NOT EXISTS`, so steps
+/// that change a table look at `information_schema` first.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Step {
+    /// A statement that is idempotent as written.
+    Sql(&'static str),
+    /// `ALTER TABLE table ADD COLUMN column definition`, unless the column exists.
+    AddColumn(&'static str, &'static str, &'static str),
+    /// `ALTER TABLE table DROP INDEX index`, if the index exists.
+    DropIndex(&'static str, &'static str),
+    /// `ALTER TABLE table ADD CONSTRAINT name CHECK (expression)`, unless it exists.
+    AddCheck(&'static str, &'static str, &'static str),
+}
+
 /// Migrations in order; migration `i` takes the schema from version `i` to `i + 1`. Each is a
-/// list of idempotent statements.
-pub(crate) const MIGRATIONS: &[&[&str]] = &[&[
-    "CREATE TABLE IF NOT EXISTS currencies (
+/// list of idempotent steps.
+pub(crate) const MIGRATIONS: &[&[Step]] = &[V1, V2];
+
+/// Version 1: the tables of SQLite's schema 3.
+const V1: &[Step] = &[
+    Step::Sql(
+        "CREATE TABLE IF NOT EXISTS currencies (
         code     VARCHAR(12) CHARACTER SET ascii COLLATE ascii_general_ci NOT NULL PRIMARY KEY,
         exponent BIGINT NOT NULL CHECK (exponent BETWEEN 0 AND 18)
     ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_unicode_ci",
+    ),
     // Customer wallets (owner set, kind < 100) and system accounts (no owner, kind >= 100).
     // A wallet's balance is not stored here: it is the balance_after of its latest entry.
     // `(owner_id, kind, currency)` is unique for customers; MySQL lets NULL owners repeat, and
     // system accounts are only created together with their currency's row, whose primary key
     // makes a second creation fail.
-    "CREATE TABLE IF NOT EXISTS wallets (
+    Step::Sql(
+        "CREATE TABLE IF NOT EXISTS wallets (
         id         BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
         owner_id   BIGINT NULL,
         kind       BIGINT NOT NULL,
@@ -54,7 +74,9 @@ pub(crate) const MIGRATIONS: &[&[&str]] = &[&[
         KEY wallets_by_currency (currency),
         KEY wallets_by_status (status, id)
     ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_unicode_ci",
-    "CREATE TABLE IF NOT EXISTS transactions (
+    ),
+    Step::Sql(
+        "CREATE TABLE IF NOT EXISTS transactions (
         id              BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
         kind            BIGINT NOT NULL,
         status          BIGINT NOT NULL,
@@ -72,9 +94,11 @@ pub(crate) const MIGRATIONS: &[&[&str]] = &[&[
         UNIQUE KEY transactions_by_key (initiated_by, idempotency_key),
         KEY transactions_by_time (created_at)
     ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_unicode_ci",
+    ),
     // Each account's entries form a chain numbered 1, 2, 3, ... (seq), clustered by
     // (wallet_id, seq): a wallet's history is one range and its latest entry one seek.
-    "CREATE TABLE IF NOT EXISTS entries (
+    Step::Sql(
+        "CREATE TABLE IF NOT EXISTS entries (
         wallet_id     BIGINT NOT NULL,
         seq           BIGINT NOT NULL CHECK (seq > 0),
         txn_id        BIGINT NOT NULL,
@@ -84,9 +108,11 @@ pub(crate) const MIGRATIONS: &[&[&str]] = &[&[
         PRIMARY KEY (wallet_id, seq),
         KEY entries_by_txn (txn_id)
     ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_unicode_ci",
+    ),
     // Username and e-mail are stored normalized, so a binary unique key makes them unique
     // case-insensitively. A deleted user keeps the row with personal data erased (NULL).
-    "CREATE TABLE IF NOT EXISTS users (
+    Step::Sql(
+        "CREATE TABLE IF NOT EXISTS users (
         id            BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
         username      VARCHAR(32) CHARACTER SET ascii COLLATE ascii_general_ci NULL,
         email         VARCHAR(254) CHARACTER SET ascii COLLATE ascii_general_ci NULL,
@@ -106,7 +132,9 @@ pub(crate) const MIGRATIONS: &[&[&str]] = &[&[
         UNIQUE KEY users_by_email (email),
         KEY users_by_role (role, active)
     ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_unicode_ci",
-    "CREATE TABLE IF NOT EXISTS audit_log (
+    ),
+    Step::Sql(
+        "CREATE TABLE IF NOT EXISTS audit_log (
         id       BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
         at       BIGINT NOT NULL,
         actor_id BIGINT NULL,
@@ -118,9 +146,11 @@ pub(crate) const MIGRATIONS: &[&[&str]] = &[&[
         KEY audit_by_target (target, id),
         KEY audit_by_time (at)
     ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_unicode_ci",
+    ),
     // At most one default per owner: `default_owner` is the owner of a default method and
     // NULL otherwise, and NULLs may repeat in a unique key.
-    "CREATE TABLE IF NOT EXISTS payment_methods (
+    Step::Sql(
+        "CREATE TABLE IF NOT EXISTS payment_methods (
         id            BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
         owner_id      BIGINT NOT NULL,
         kind          BIGINT NOT NULL,
@@ -137,8 +167,10 @@ pub(crate) const MIGRATIONS: &[&[&str]] = &[&[
         KEY payment_methods_by_owner (owner_id, id),
         UNIQUE KEY payment_methods_default (default_owner)
     ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_unicode_ci",
+    ),
     // Holds and pending top-ups; `open` leads the due index (no partial indexes in MySQL).
-    "CREATE TABLE IF NOT EXISTS pending (
+    Step::Sql(
+        "CREATE TABLE IF NOT EXISTS pending (
         txn_id      BIGINT NOT NULL PRIMARY KEY,
         wallet_id   BIGINT NOT NULL,
         counter_id  BIGINT NULL,
@@ -151,27 +183,35 @@ pub(crate) const MIGRATIONS: &[&[&str]] = &[&[
         KEY pending_due (open, expires_at),
         KEY pending_by_wallet (wallet_id, open, expires_at)
     ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_unicode_ci",
-    "CREATE TABLE IF NOT EXISTS wallet_limits (
+    ),
+    Step::Sql(
+        "CREATE TABLE IF NOT EXISTS wallet_limits (
         wallet_id       BIGINT NOT NULL PRIMARY KEY,
         per_transaction BIGINT NOT NULL CHECK (per_transaction >= 0),
         daily           BIGINT NOT NULL,
         monthly         BIGINT NOT NULL
     ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_unicode_ci",
-    "CREATE TABLE IF NOT EXISTS merchants (
+    ),
+    Step::Sql(
+        "CREATE TABLE IF NOT EXISTS merchants (
         id         BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
         wallet_id  BIGINT NOT NULL,
         name       VARCHAR(500) NOT NULL,
         created_at BIGINT NOT NULL,
         UNIQUE KEY merchants_by_wallet (wallet_id)
     ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_unicode_ci",
-    "CREATE TABLE IF NOT EXISTS merchant_orders (
+    ),
+    Step::Sql(
+        "CREATE TABLE IF NOT EXISTS merchant_orders (
         merchant_id BIGINT NOT NULL,
         order_id    VARCHAR(128) CHARACTER SET latin1 COLLATE latin1_general_cs NOT NULL,
         txn_id      BIGINT NOT NULL,
         PRIMARY KEY (merchant_id, order_id),
         UNIQUE KEY merchant_orders_by_txn (txn_id)
     ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_unicode_ci",
-    "CREATE TABLE IF NOT EXISTS payment_links (
+    ),
+    Step::Sql(
+        "CREATE TABLE IF NOT EXISTS payment_links (
         id              BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
         code            VARBINARY(16) NOT NULL,
         wallet_id       BIGINT NOT NULL,
@@ -188,7 +228,9 @@ pub(crate) const MIGRATIONS: &[&[&str]] = &[&[
         UNIQUE KEY payment_links_by_key (created_by, idempotency_key),
         KEY payment_links_by_wallet (wallet_id, id)
     ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_unicode_ci",
-    "CREATE TABLE IF NOT EXISTS notifications (
+    ),
+    Step::Sql(
+        "CREATE TABLE IF NOT EXISTS notifications (
         id         BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
         user_id    BIGINT NOT NULL,
         kind       BIGINT NOT NULL,
@@ -200,11 +242,13 @@ pub(crate) const MIGRATIONS: &[&[&str]] = &[&[
         KEY notifications_by_user (user_id, id),
         KEY notifications_unread (user_id, `read`, id)
     ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_unicode_ci",
+    ),
     // The outbox. Concurrent transactions take auto-increment ids in one order and commit in
     // another, so `id` alone would let a reader skip an event committed late. `seq` is given
     // by the sequencer (see `events.rs`) to committed events only, in the order it finds them:
     // a reader paging by `seq` misses nothing.
-    "CREATE TABLE IF NOT EXISTS events (
+    Step::Sql(
+        "CREATE TABLE IF NOT EXISTS events (
         id      BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
         at      BIGINT NOT NULL,
         kind    VARCHAR(64) NOT NULL,
@@ -213,12 +257,45 @@ pub(crate) const MIGRATIONS: &[&[&str]] = &[&[
         seq     BIGINT NULL,
         UNIQUE KEY events_by_seq (seq)
     ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_unicode_ci",
-    "CREATE TABLE IF NOT EXISTS event_sequence (
+    ),
+    Step::Sql(
+        "CREATE TABLE IF NOT EXISTS event_sequence (
         id       BIGINT NOT NULL PRIMARY KEY,
         last_seq BIGINT NOT NULL
     ) ENGINE = InnoDB",
-    "INSERT IGNORE INTO event_sequence (id, last_seq) VALUES (1, 0)",
-]];
+    ),
+    Step::Sql("INSERT IGNORE INTO event_sequence (id, last_seq) VALUES (1, 0)"),
+];
+
+/// Version 2, as SQLite's schema 4: money movements' notifications and events stored by
+/// reference (the transaction and its status at the time, rendered when read; see
+/// `wallet_core::notify::TxnNote`), and one notification index (user, read state, id) instead
+/// of two.
+const V2: &[Step] = &[
+    Step::Sql("ALTER TABLE notifications MODIFY title TEXT NULL, MODIFY message TEXT NULL"),
+    Step::AddColumn("notifications", "txn_id", "BIGINT NULL"),
+    Step::AddColumn("notifications", "txn_state", "BIGINT NULL"),
+    Step::DropIndex("notifications", "notifications_by_user"),
+    Step::Sql(
+        "ALTER TABLE events MODIFY kind VARCHAR(64) NULL, MODIFY subject VARCHAR(128) NULL,
+                            MODIFY payload TEXT NULL",
+    ),
+    Step::AddColumn("events", "txn_id", "BIGINT NULL"),
+    Step::AddColumn("events", "txn_status", "BIGINT NULL"),
+    // A row is text or a reference, never both or neither (as SQLite's CHECKs).
+    Step::AddCheck(
+        "notifications",
+        "notifications_text_or_reference",
+        "(title IS NULL) = (txn_id IS NOT NULL) AND (message IS NULL) = (txn_id IS NOT NULL)
+         AND (txn_state IS NULL) = (txn_id IS NULL)",
+    ),
+    Step::AddCheck(
+        "events",
+        "events_text_or_reference",
+        "(kind IS NULL) = (txn_id IS NOT NULL) AND (subject IS NULL) = (txn_id IS NOT NULL)
+         AND (payload IS NULL) = (txn_id IS NOT NULL) AND (txn_status IS NULL) = (txn_id IS NULL)",
+    ),
+];
 
 /// The schema version this code reads and writes.
 pub(crate) fn latest_version() -> i64 {
@@ -291,6 +368,52 @@ pub(crate) async fn migrate(conn: &mut MySqlConnection) -> Result<()> {
     result
 }
 
+/// How many rows of `information_schema.{view}` name `table` (and `name`) in this database.
+async fn catalog_count(
+    conn: &mut MySqlConnection,
+    view: &str,
+    column: &str,
+    table: &str,
+    name: &str,
+) -> Result<i64> {
+    sqlx::query_scalar(&format!(
+        "SELECT count(*) FROM information_schema.{view}
+         WHERE table_schema = DATABASE() AND table_name = ? AND {column} = ?"
+    ))
+    .bind(table)
+    .bind(name)
+    .fetch_one(conn)
+    .await
+    .map_err(map_sqlx)
+}
+
+/// Runs one migration step (each is idempotent).
+async fn run(conn: &mut MySqlConnection, step: Step) -> Result<()> {
+    let sql = match step {
+        Step::Sql(sql) => sql.to_owned(),
+        Step::AddColumn(table, column, definition) => {
+            if catalog_count(conn, "columns", "column_name", table, column).await? > 0 {
+                return Ok(());
+            }
+            format!("ALTER TABLE `{table}` ADD COLUMN `{column}` {definition}")
+        }
+        Step::AddCheck(table, name, expression) => {
+            if catalog_count(conn, "table_constraints", "constraint_name", table, name).await? > 0 {
+                return Ok(());
+            }
+            format!("ALTER TABLE `{table}` ADD CONSTRAINT `{name}` CHECK ({expression})")
+        }
+        Step::DropIndex(table, index) => {
+            if catalog_count(conn, "statistics", "index_name", table, index).await? == 0 {
+                return Ok(());
+            }
+            format!("ALTER TABLE `{table}` DROP INDEX `{index}`")
+        }
+    };
+    sqlx::raw_sql(&sql).execute(conn).await.map_err(map_sqlx)?;
+    Ok(())
+}
+
 async fn migrate_locked(conn: &mut MySqlConnection) -> Result<()> {
     let version = version(conn).await?;
     if !(0..=latest_version()).contains(&version) {
@@ -314,17 +437,14 @@ async fn migrate_locked(conn: &mut MySqlConnection) -> Result<()> {
         .execute(&mut *conn)
         .await
         .map_err(map_sqlx)?;
-    for (from, statements) in MIGRATIONS
+    for (from, steps) in MIGRATIONS
         .iter()
         .enumerate()
         .skip(usize::try_from(version).unwrap_or(0))
     {
         let from = i64::try_from(from).unwrap_or(i64::MAX);
-        for statement in *statements {
-            sqlx::raw_sql(statement)
-                .execute(&mut *conn)
-                .await
-                .map_err(map_sqlx)?;
+        for step in *steps {
+            run(conn, *step).await?;
         }
         let mut tx = conn.begin().await.map_err(map_sqlx)?;
         sqlx::query("UPDATE wallet_schema SET version = ? WHERE id = 1 AND version = ?")

@@ -582,19 +582,29 @@ pub(crate) fn insert_trail(
     Ok(())
 }
 
-/// The facts of a joined transaction, when the row refers to one (its id column is not null).
-fn txn_facts(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Option<TxnFactCols>> {
-    let Some(id) = r.get::<_, Option<i64>>(first)? else {
-        return Ok(None);
-    };
-    Ok(Some((
-        id,
+/// The six nullable columns of a joined transaction's facts, from column `first` on.
+type FactColumns = (
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+);
+
+fn fact_columns(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<FactColumns> {
+    Ok((
+        r.get(first)?,
         r.get(first + 1)?,
         r.get(first + 2)?,
         r.get(first + 3)?,
         r.get(first + 4)?,
         r.get(first + 5)?,
-    )))
+    ))
+}
+
+fn txn_facts(c: FactColumns) -> Result<Option<TxnFactCols>> {
+    wallet_core::stored::txn_fact_cols(c.0, c.1, c.2, c.3, c.4, c.5)
 }
 
 /// Reads rows of `notification_select!` into rendered notifications.
@@ -614,12 +624,19 @@ pub(crate) fn read_notifications(
                 r.get::<_, i64>(6)?,
                 r.get::<_, i64>(7)?,
                 r.get::<_, Option<i64>>(8)?,
-                txn_facts(r, 9)?,
+                fact_columns(r, 9)?,
             ))
         })
         .map_err(map_sqlite)?;
-    rows.map(|r| wallet_core::stored::stored_notification(r.map_err(map_sqlite)?))
-        .collect()
+    rows.map(|r| {
+        let (id, user, kind, priority, title, message, read, at, state, facts) =
+            r.map_err(map_sqlite)?;
+        let facts = txn_facts(facts)?;
+        wallet_core::stored::stored_notification((
+            id, user, kind, priority, title, message, read, at, state, facts,
+        ))
+    })
+    .collect()
 }
 
 /// Reads rows of `event_select!` into rendered events.
@@ -636,12 +653,16 @@ pub(crate) fn read_events(
                 r.get::<_, Option<String>>(3)?,
                 r.get::<_, Option<String>>(4)?,
                 r.get::<_, Option<i64>>(5)?,
-                txn_facts(r, 6)?,
+                fact_columns(r, 6)?,
             ))
         })
         .map_err(map_sqlite)?;
-    rows.map(|r| wallet_core::stored::stored_event(r.map_err(map_sqlite)?))
-        .collect()
+    rows.map(|r| {
+        let (id, at, kind, subject, payload, status, facts) = r.map_err(map_sqlite)?;
+        let facts = txn_facts(facts)?;
+        wallet_core::stored::stored_event((id, at, kind, subject, payload, status, facts))
+    })
+    .collect()
 }
 
 /// A user's notifications, newest first, older than id `before`.

@@ -74,7 +74,9 @@ pub(crate) fn export(conn: &Connection, out: impl Write) -> Result<Summary> {
                     continue;
                 }
                 "events" => {
-                    let mut stmt = conn.prepare(payments::sql::ALL_EVENTS).map_err(map_sqlite)?;
+                    let mut stmt = conn
+                        .prepare(payments::sql::ALL_EVENTS)
+                        .map_err(map_sqlite)?;
                     for e in payments::read_events(&mut stmt, [])? {
                         writer.row(
                             table,
