@@ -22,11 +22,9 @@ fn admin() -> Actor {
 
 /// Transaction ids in commit order (the single writer hands them out in commit order).
 fn transaction_ids(path: &Path) -> Vec<i64> {
-    let conn = rusqlite::Connection::open_with_flags(
-        path,
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .unwrap();
+    let conn =
+        rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
     let mut stmt = conn
         .prepare("SELECT id FROM transactions ORDER BY id")
         .unwrap();
@@ -64,7 +62,8 @@ async fn online_backup_while_transfers_continue() {
                 let from = rng.random_range(0..funded.len());
                 let to = (from + rng.random_range(1..funded.len())) % funded.len();
                 let amount = wallet_core::Decimal::new(rng.random_range(1..500), 2);
-                let req = TransferRequest::new(funded[from].1, funded[to].1, amount, format!("t{t}-{i}"));
+                let req =
+                    TransferRequest::new(funded[from].1, funded[to].1, amount, format!("t{t}-{i}"));
                 let started = Instant::now();
                 let r = ledger.transfer(&funded[from].0, req).await.unwrap();
                 worst = worst.max(started.elapsed());
@@ -101,7 +100,11 @@ async fn online_backup_while_transfers_continue() {
     let source_ids = transaction_ids(&source);
     let copy_ids = transaction_ids(&copy);
     assert!(copy_ids.len() <= source_ids.len());
-    assert_eq!(copy_ids[..], source_ids[..copy_ids.len()], "a prefix of the source");
+    assert_eq!(
+        copy_ids[..],
+        source_ids[..copy_ids.len()],
+        "a prefix of the source"
+    );
 
     // It opens as a store of its own and verifies; money is conserved.
     let restored = common::ledger(SqliteStore::open(&copy, Options::default()).unwrap()).await;
