@@ -1,6 +1,6 @@
 //! Many tasks on one MySQL database: money is conserved, every acknowledged transfer exists
 //! exactly once, and no deadlock or lock-wait error ever reaches a caller.
-#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)] // tests: a failed unwrap is a failed test
 
 mod common;
 
@@ -215,8 +215,9 @@ async fn racing_duplicates_execute_once() {
     assert_eq!(w.balance.amount(), d("90"));
 }
 
-/// Connections killed from another session mid-load: callers get typed errors, nothing
-/// partial is stored, and retrying with the same key never moves money twice.
+/// Connections killed from another session mid-load, preferably inside a transaction that
+/// has already written rows: callers get typed errors, nothing partial is stored, and retrying
+/// with the same key never moves money twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn killed_connections_leave_nothing_partial() {
     let name = common::fresh_database().await;
@@ -232,29 +233,45 @@ async fn killed_connections_leave_nothing_partial() {
         let name = name.clone();
         tokio::spawn(async move {
             let mut admin = common::admin().await;
-            let mut killed = 0;
+            let (mut killed, mut mid_write, mut polls) = (0, 0, 0u32);
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 // Only this test's connections: the other tests of this file run meanwhile,
-                // as the same user, and must not see their commands killed.
-                let ids: Vec<i64> = sqlx::query_scalar(
-                    "SELECT id FROM information_schema.processlist
-                     WHERE user = 'wallet_test_app' AND db = ?",
+                // as the same user, and must not see their commands killed. Connections inside
+                // a transaction that has already written rows come first: killing those is
+                // what could leave something partial behind.
+                let rows: Vec<(i64, i64)> = sqlx::query_as(
+                    "SELECT p.id, CAST(COALESCE(t.trx_rows_modified, 0) AS SIGNED)
+                     FROM information_schema.processlist p
+                     LEFT JOIN information_schema.innodb_trx t ON t.trx_mysql_thread_id = p.id
+                     WHERE p.user = 'wallet_test_app' AND p.db = ?
+                     ORDER BY 2 DESC",
                 )
                 .bind(&name)
                 .fetch_all(&mut admin)
                 .await
                 .unwrap();
-                if let Some(id) = ids.first()
-                    && admin
-                        .execute(format!("KILL CONNECTION {id}").as_str())
-                        .await
-                        .is_ok()
-                {
-                    killed += 1;
+                // Aim for a write in progress; take any connection when none shows for a while.
+                polls += 1;
+                let target = rows.first().filter(|(_, w)| *w > 0 || polls >= 10);
+                match target {
+                    Some((id, written)) => {
+                        polls = 0;
+                        if admin
+                            .execute(format!("KILL CONNECTION {id}").as_str())
+                            .await
+                            .is_ok()
+                        {
+                            killed += 1;
+                            if *written > 0 {
+                                mid_write += 1;
+                            }
+                        }
+                        tokio::time::sleep(std::time::Duration::from_millis(15)).await;
+                    }
+                    None => tokio::time::sleep(std::time::Duration::from_millis(1)).await,
                 }
-                tokio::time::sleep(std::time::Duration::from_millis(15)).await;
             }
-            killed
+            (killed, mid_write)
         })
     };
     let mut handles = Vec::new();
@@ -296,14 +313,20 @@ async fn killed_connections_leave_nothing_partial() {
         failures += f;
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let killed = killer.await.unwrap();
+    let (killed, mid_write) = killer.await.unwrap();
     assert!(killed > 0, "the test killed connections");
+
     // A replayed answer after a lost acknowledgement names the same transaction: dedupe.
     let unique: HashSet<_> = acked.iter().cloned().collect();
     let acked: Vec<_> = unique.into_iter().collect();
     assert_eq!(acked.len(), 8 * 60, "every transfer happened exactly once");
     // Kills of idle pooled connections are absorbed (the next call takes another connection);
     // kills mid-command reach the caller as typed errors, counted here, and were retried.
-    let _ = failures;
+    // Whether a kill lands inside a transaction that has written rows is up to timing (the
+    // killer aims for them, but transactions last milliseconds): reported, not asserted.
+    println!(
+        "KILL: {killed} connections killed, {mid_write} inside a transaction that had written \
+         rows; {failures} typed errors retried with the same key"
+    );
     check(&ledger, &funded, &acked, 10_000).await;
 }

@@ -59,9 +59,12 @@ fn restart_server() -> Duration {
         assert!(Instant::now() < gone, "mariadbd did not exit");
         std::thread::sleep(Duration::from_millis(50));
     }
-    let up = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/ensure-mariadb"))
-        .status()
-        .unwrap();
+    let up = Command::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../scripts/ensure-mariadb"
+    ))
+    .status()
+    .unwrap();
     assert!(up.success(), "the server came back");
     started.elapsed()
 }
@@ -135,7 +138,11 @@ async fn a_server_restart_mid_load_loses_nothing_and_applies_nothing_twice() {
     let report = ledger.verify(&admin).await.unwrap();
     assert!(report.is_ok(), "{report:#?}");
     let usd = wallet_core::Currency::iso("USD").unwrap().code();
-    assert_eq!(report.customer_balances[&usd], 10_000 * 20, "money conserved");
+    assert_eq!(
+        report.customer_balances[&usd],
+        10_000 * 20,
+        "money conserved"
+    );
     assert_eq!(
         usize::try_from(report.transactions).unwrap(),
         funded.len() + unique.len(),
