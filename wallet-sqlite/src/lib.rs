@@ -2,6 +2,7 @@
 #![warn(missing_docs)]
 
 mod admin;
+mod backup;
 mod checkpoint;
 mod error;
 mod payment_methods;
@@ -43,6 +44,7 @@ use wallet_core::verify::VerifyReport;
 use wallet_core::wallet::WalletState;
 use wallet_core::{Error, Result};
 
+pub use crate::backup::BackupReport;
 use crate::error::map_sqlite;
 use crate::writer::{Counters, Job, ReadJob, Writer};
 
@@ -247,19 +249,8 @@ fn configure(conn: &Connection, options: &Options, role: Role) -> Result<()> {
     };
     conn.pragma_update(None, "synchronous", sync)
         .map_err(map_sqlite)?;
-    if let Some(bytes) = options.max_bytes {
-        let page_size: i64 = conn
-            .pragma_query_value(None, "page_size", |r| r.get(0))
-            .map_err(map_sqlite)?;
-        let pages = i64::try_from(bytes).unwrap_or(i64::MAX) / page_size.max(1);
-        // The pragma answers with the limit in force, so read it rather than `pragma_update`.
-        let _: i64 = conn
-            .query_row(
-                &format!("PRAGMA max_page_count = {}", pages.max(1)),
-                [],
-                |r| r.get(0),
-            )
-            .map_err(map_sqlite)?;
+    if options.max_bytes.is_some() {
+        limit_size(conn, options.max_bytes)?;
     }
     match role {
         Role::Writer => {
@@ -282,6 +273,31 @@ fn configure(conn: &Connection, options: &Options, role: Role) -> Result<()> {
         Role::Checkpointer => {}
     }
     conn.set_prepared_statement_cache_capacity(64);
+    Ok(())
+}
+
+/// SQLite's own ceiling on a database's pages, the limit in force when none is set.
+const PAGES_MAX: i64 = 0xFFFF_FFFE;
+
+/// Limits the database `conn` writes to about `max_bytes` (`None`: SQLite's own ceiling).
+/// Growing past the limit fails with `SQLITE_FULL` ([`Error::StorageFull`]).
+fn limit_size(conn: &Connection, max_bytes: Option<u64>) -> Result<()> {
+    let pages = match max_bytes {
+        None => PAGES_MAX,
+        Some(bytes) => {
+            let page_size: i64 = conn
+                .pragma_query_value(None, "page_size", |r| r.get(0))
+                .map_err(map_sqlite)?;
+            (i64::try_from(bytes).unwrap_or(i64::MAX) / page_size.max(1)).clamp(1, PAGES_MAX)
+        }
+    };
+    // The pragma answers with the limit in force, so read it rather than `pragma_update`. The
+    // limit never goes below the file's current size, whatever was asked.
+    let _: i64 = conn
+        .query_row(&format!("PRAGMA max_page_count = {pages}"), [], |r| {
+            r.get(0)
+        })
+        .map_err(map_sqlite)?;
     Ok(())
 }
 
@@ -475,6 +491,43 @@ impl SqliteStore {
             threads.retain(|t| !t.is_finished());
             threads.push(thread);
         }
+        rx.await.map_err(|_| Error::Closed)?
+    }
+
+    /// Copies the database into a new file at `path` while the store keeps serving reads and
+    /// writes (SQLite's online backup API, reading one snapshot on a connection and thread of
+    /// its own).
+    ///
+    /// The copy holds every transaction committed before the call and possibly some committed
+    /// during it: exactly those up to one commit, never part of one. It is a complete wallet
+    /// database that [`SqliteStore::open`] opens as it is. It is written under
+    /// `<path>.partial`, checked with `PRAGMA quick_check`, synced and only then renamed to
+    /// `path`, so `path` never names a partial copy. Writers are not blocked; the write-ahead
+    /// log grows until the copy ends (it cannot be rewound past the snapshot being copied).
+    ///
+    /// Fails with [`Error::InvalidConfig`] if `path` already exists, [`Error::StorageFull`] if
+    /// the target disk fills up (the partial file is removed), [`Error::Closed`] if the store
+    /// is closed.
+    pub async fn backup_to(&self, path: impl AsRef<Path>) -> Result<BackupReport> {
+        let target = path.as_ref().to_path_buf();
+        self.read_alone(move |conn| backup::run(conn, &target))
+            .await
+    }
+
+    /// Changes the size limit of [`Options::max_bytes`] on the open store (`None` lifts it).
+    /// Takes effect between two group commits; writes that failed with [`Error::StorageFull`]
+    /// can then be retried with their idempotency keys, without reopening the store. A limit
+    /// below the file's current size holds it at that size.
+    pub async fn set_max_bytes(&self, max_bytes: Option<u64>) -> Result<()> {
+        let (tx, rx) = oneshot::channel();
+        let job: ReadJob = Box::new(move |conn| {
+            let _ = tx.send(limit_size(conn, max_bytes));
+        });
+        self.inner
+            .writes
+            .send(Job::Maintain(job))
+            .await
+            .map_err(|_| Error::Closed)?;
         rx.await.map_err(|_| Error::Closed)?
     }
 

@@ -359,26 +359,32 @@ pub(crate) fn check_version(conn: &Connection) -> Result<()> {
 }
 
 #[cfg(test)]
+mod kill;
+
+/// The schema as SQLite reports it, normalized for comparison.
+#[cfg(test)]
+fn dump(conn: &Connection) -> Vec<(String, String, String)> {
+    let mut stmt = conn
+        .prepare(
+            "SELECT type, name, sql FROM sqlite_schema WHERE sql IS NOT NULL ORDER BY type, name",
+        )
+        .unwrap();
+    stmt.query_map([], |r| {
+        let sql: String = r.get(2)?;
+        Ok((
+            r.get(0)?,
+            r.get(1)?,
+            sql.split_whitespace().collect::<Vec<_>>().join(" "),
+        ))
+    })
+    .unwrap()
+    .map(|r| r.unwrap())
+    .collect()
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The schema as SQLite reports it, normalized for comparison.
-    fn dump(conn: &Connection) -> Vec<(String, String, String)> {
-        let mut stmt = conn
-            .prepare("SELECT type, name, sql FROM sqlite_schema WHERE sql IS NOT NULL ORDER BY type, name")
-            .unwrap();
-        stmt.query_map([], |r| {
-            let sql: String = r.get(2)?;
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                sql.split_whitespace().collect::<Vec<_>>().join(" "),
-            ))
-        })
-        .unwrap()
-        .map(|r| r.unwrap())
-        .collect()
-    }
 
     fn fresh() -> Connection {
         let mut conn = Connection::open_in_memory().unwrap();
