@@ -5,21 +5,60 @@ use sqlx::mysql::MySqlArguments;
 use sqlx::query::Query;
 use wallet_core::audit::AuditNote;
 use wallet_core::auth::PasswordHash;
+use wallet_core::decide::Existing;
 use wallet_core::identity::{Email, KycReason, NationalId, UserRecord, Username};
 use wallet_core::ids::UserId;
 use wallet_core::payment_method::{PaymentMethod, PaymentMethodId};
 use wallet_core::store::Login;
 use wallet_core::stored::{self, MethodCols, UserCols};
+use wallet_core::text::IdempotencyKey;
 use wallet_core::{Error, Result, Role, Timestamp};
 
 use crate::error::map_sqlx;
 use crate::queries::last_id;
 
+/// A user's columns (`stored::UserCols`), each name after `$p` (a table alias and a dot, or
+/// nothing).
+macro_rules! user_columns {
+    ($p:literal) => {
+        concat!(
+            $p,
+            "id, ",
+            $p,
+            "username, ",
+            $p,
+            "email, ",
+            $p,
+            "full_name, ",
+            $p,
+            "phone, ",
+            $p,
+            "national_id, ",
+            $p,
+            "role, ",
+            $p,
+            "active, ",
+            $p,
+            "kyc, ",
+            $p,
+            "kyc_reason, ",
+            $p,
+            "password, ",
+            $p,
+            "token_version, ",
+            $p,
+            "created_at, ",
+            $p,
+            "updated_at, ",
+            $p,
+            "deleted_at"
+        )
+    };
+}
+
 macro_rules! user_select {
     () => {
-        "SELECT id, username, email, full_name, phone, national_id, role, active, kyc,
-                kyc_reason, password, token_version, created_at, updated_at, deleted_at
-         FROM users"
+        concat!("SELECT ", user_columns!(""), " FROM users")
     };
 }
 
@@ -42,6 +81,43 @@ where
 /// A user by id.
 pub(crate) async fn user(conn: &mut MySqlConnection, id: UserId) -> Result<Option<UserRecord>> {
     one_user(conn, concat!(user_select!(), " WHERE id = ?"), id.get()).await
+}
+
+/// A user by id and, in the same round trip, the transaction they submitted under `key` (the
+/// two reads every money movement starts with).
+pub(crate) async fn user_and_existing(
+    conn: &mut MySqlConnection,
+    id: UserId,
+    key: &IdempotencyKey,
+) -> Result<(Option<UserRecord>, Option<Existing>)> {
+    use sqlx::{FromRow, Row};
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        user_columns!("u."),
+        ", t.id, t.fingerprint FROM users u
+         LEFT JOIN transactions t ON t.initiated_by = u.id AND t.idempotency_key = ?
+         WHERE u.id = ?"
+    ))
+    .bind(key.as_str())
+    .bind(id.get())
+    .fetch_optional(conn)
+    .await
+    .map_err(map_sqlx)?;
+    let Some(row) = row else {
+        return Ok((None, None));
+    };
+    let user = stored::user_record(UserCols::from_row(&row).map_err(map_sqlx)?)?;
+    let txn: Option<i64> = row.try_get(15).map_err(map_sqlx)?;
+    let fingerprint: Option<Vec<u8>> = row.try_get(16).map_err(map_sqlx)?;
+    let existing = match (txn, fingerprint) {
+        (Some(txn), Some(fp)) => Some(Existing {
+            id: stored::txn_id(txn)?,
+            fingerprint: stored::fingerprint(&fp)?,
+        }),
+        (None, None) => None,
+        _ => return Err(Error::corrupt("a transaction without its fingerprint")),
+    };
+    Ok((Some(user), existing))
 }
 
 /// A user by id, locking the row until the transaction ends.

@@ -458,8 +458,16 @@ async fn load(
 ) -> Result<State> {
     let now = command.now;
     let mut state = State::default();
+    // A money movement reads its actor and its idempotency record in one round trip.
+    let mut existing_loaded = false;
     if let Some(id) = needs.actor {
-        state.actor = users::user(conn, id).await?;
+        match &needs.idempotency {
+            Some((submitter, key)) if *submitter == id => {
+                (state.actor, state.existing) = users::user_and_existing(conn, id, key).await?;
+                existing_loaded = true;
+            }
+            _ => state.actor = users::user(conn, id).await?,
+        }
     }
     if let Some(id) = needs.user {
         state.user = users::user(conn, id).await?;
@@ -579,7 +587,9 @@ async fn load(
     if let Some((user, key)) = &needs.link_key {
         state.link_existing = payments::link_by_key(conn, *user, key).await?;
     }
-    if let Some((actor, key)) = &needs.idempotency {
+    if let Some((actor, key)) = &needs.idempotency
+        && !existing_loaded
+    {
         state.existing = queries::existing(conn, *actor, key).await?;
     }
     if let Some((owner, kind, code)) = needs.slot {

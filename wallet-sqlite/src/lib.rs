@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::oneshot;
 use wallet_core::admin::{
@@ -238,6 +239,12 @@ fn configure(conn: &Connection, options: &Options, role: Role) -> Result<()> {
     )))
     .map_err(map_sqlite)?;
     conn.pragma_update(None, "foreign_keys", "ON")
+        .map_err(map_sqlite)?;
+    // Plans never depend on bound values. Without this, SQLite marks a statement to be
+    // prepared again whenever a rebinding crosses 0 or 1 in an equality, or changes a
+    // `LIMIT ?`: the writer's binary search over a wallet's entries (`seq = ?` from 1 upward)
+    // re-prepared its statement on most steps, about 5 % of the writer's time under load.
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
         .map_err(map_sqlite)?;
     conn.pragma_update(None, "cache_size", -i64::from(options.page_cache_kib))
         .map_err(map_sqlite)?;

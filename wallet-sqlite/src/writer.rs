@@ -332,7 +332,8 @@ impl Writer {
         // states may be stale.
         let version = self
             .conn
-            .pragma_query_value(None, "data_version", |r| r.get::<_, i64>(0));
+            .prepare_cached("PRAGMA data_version")
+            .and_then(|mut s| s.query_row([], |r| r.get::<_, i64>(0)));
         match version {
             Ok(v) => {
                 if v != self.data_version {
