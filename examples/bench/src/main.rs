@@ -4,12 +4,18 @@
 //! ```text
 //! cargo run --release -p wallet-bench -- sqlite [--quick] [--json FILE] [--dir DIR]
 //!     [--wallets N] [--transfers N] [--scenario NAME]...
+//! cargo run --release -p wallet-bench -- sqlite --scenario scale [--scale-wallets N]
+//!     [--scale-transactions N] [--scale-hot N] [--scale-transfers N] [--scale-pages N]
+//!     [--scale-build-cache-mib N] [--scale-keep]
 //! cargo run --release -p wallet-bench -- mysql [--url mysql://root@127.0.0.1:3306] [--quick]
 //!     [--json FILE] [--wallets N] [--transfers N] [--scenario NAME]...
 //! ```
 //!
 //! Prints a table; with `--json` also writes one JSON object per scenario per line.
 //! `--quick` is a smoke run (well under a minute): it proves the harness works, not a speed.
+//! `--scenario scale` (SQLite only, never part of the default or quick run) builds a store of
+//! 1,000,000 wallets and 10,000,000 transactions through the portable import and measures it
+//! (see `scale.rs`).
 //! `BENCH_SKIP_VERIFY=1` skips the ledger check after each library run (a debugging aid).
 
 mod floor;
@@ -199,6 +205,7 @@ struct Args {
     transfers: Option<usize>,
     scenarios: Vec<String>,
     scale: scale::ScaleArgs,
+    scale_build: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -220,7 +227,9 @@ fn parse_args() -> Result<Args, String> {
             pages: 1_000,
             reference_wallets: 10_000,
             keep: false,
+            build_cache_mib: Some(512),
         },
+        scale_build: None,
     };
     while let Some(a) = args.next() {
         let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
@@ -245,8 +254,10 @@ fn parse_args() -> Result<Args, String> {
             }
             "--scenario" => parsed.scenarios.push(value("--scenario")?),
             "--scale-keep" => parsed.scale.keep = true,
+            // Internal: the scale scenario's build, run in a child process.
+            "--scale-build" => parsed.scale_build = Some(PathBuf::from(value("--scale-build")?)),
             "--scale-wallets" | "--scale-transactions" | "--scale-hot" | "--scale-transfers"
-            | "--scale-pages" => {
+            | "--scale-pages" | "--scale-build-cache-mib" => {
                 let n: usize = value(&a)?.parse().map_err(|e| format!("{a}: {e}"))?;
                 let s = &mut parsed.scale;
                 match a.as_str() {
@@ -254,6 +265,10 @@ fn parse_args() -> Result<Args, String> {
                     "--scale-transactions" => s.transactions = n,
                     "--scale-hot" => s.hot_entries = Some(n),
                     "--scale-transfers" => s.transfers = n,
+                    "--scale-build-cache-mib" => {
+                        s.build_cache_mib =
+                            Some(u32::try_from(n).map_err(|e| format!("{a}: {e}"))?)
+                    }
                     _ => s.pages = n,
                 }
             }
@@ -542,12 +557,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Ok(a) => a,
         Err(e) => {
             eprintln!(
-                "{e}\nusage: wallet-bench sqlite [--quick] [--json FILE] [--dir DIR] [--wallets N] [--transfers N] [--scenario NAME]...\n       wallet-bench mysql [--url {}] [--quick] [--json FILE] [--wallets N] [--transfers N] [--scenario NAME]...",
+                "{e}\nusage: wallet-bench sqlite [--quick] [--json FILE] [--dir DIR] [--wallets N] [--transfers N] [--scenario NAME]...\n       wallet-bench sqlite --scenario scale [--scale-wallets N] [--scale-transactions N] [--scale-hot N] [--scale-transfers N] [--scale-pages N] [--scale-build-cache-mib N] [--scale-keep]\n       wallet-bench mysql [--url {}] [--quick] [--json FILE] [--wallets N] [--transfers N] [--scenario NAME]...",
                 mysql::DEFAULT_URL
             );
             std::process::exit(2);
         }
     };
+    if let Some(path) = &args.scale_build {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        return runtime.block_on(scale::build(path, &args.scale));
+    }
     let mysql = args.backend == "mysql";
     let server = match &args.url {
         Some(url) => mysql::server_url(url)?,
