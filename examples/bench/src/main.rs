@@ -256,8 +256,12 @@ fn parse_args() -> Result<Args, String> {
             "--scale-keep" => parsed.scale.keep = true,
             // Internal: the scale scenario's build, run in a child process.
             "--scale-build" => parsed.scale_build = Some(PathBuf::from(value("--scale-build")?)),
-            "--scale-wallets" | "--scale-transactions" | "--scale-hot" | "--scale-transfers"
-            | "--scale-pages" | "--scale-build-cache-mib" => {
+            "--scale-wallets"
+            | "--scale-transactions"
+            | "--scale-hot"
+            | "--scale-transfers"
+            | "--scale-pages"
+            | "--scale-build-cache-mib" => {
                 let n: usize = value(&a)?.parse().map_err(|e| format!("{a}: {e}"))?;
                 let s = &mut parsed.scale;
                 match a.as_str() {
@@ -266,8 +270,7 @@ fn parse_args() -> Result<Args, String> {
                     "--scale-hot" => s.hot_entries = Some(n),
                     "--scale-transfers" => s.transfers = n,
                     "--scale-build-cache-mib" => {
-                        s.build_cache_mib =
-                            Some(u32::try_from(n).map_err(|e| format!("{a}: {e}"))?)
+                        s.build_cache_mib = Some(u32::try_from(n).map_err(|e| format!("{a}: {e}"))?)
                     }
                     _ => s.pages = n,
                 }

@@ -39,12 +39,15 @@ use std::time::{Duration, Instant};
 use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
 use serde_json::json;
-use wallet_core::portable::{Counts, Item, Portable, Reader, Summary, TABLE_COUNT, TABLES, Table, Value, Writer};
+use wallet_core::portable::{
+    Counts, Item, Portable, Reader, Summary, TABLE_COUNT, TABLES, Table, Value, Writer,
+};
 use wallet_core::{
     Actor, Decimal, HistoryCursor, HistoryQuery, Ledger, Role, TransferRequest, UserId, WalletId,
 };
 use wallet_sqlite::{Options, SqliteStore};
 
+use crate::mysql::{Cpu, CpuUse};
 use crate::{Measurement, Progress, Workload, library};
 
 /// What the scale scenario builds and measures (`--scale-*` options).
@@ -118,7 +121,9 @@ impl Plan {
             return Err("--scale-wallets must be at least 3".into());
         }
         if t < n {
-            return Err("--scale-transactions must be at least --scale-wallets (one top-up each)".into());
+            return Err(
+                "--scale-transactions must be at least --scale-wallets (one top-up each)".into(),
+            );
         }
         let p = t - n;
         let h = (hot_entries as u64).saturating_sub(1);
@@ -129,7 +134,7 @@ impl Plan {
         }
         let q = p - h;
         let m = n - 1;
-        let b = if h == 0 { 1 } else { p / h };
+        let b = p.checked_div(h).unwrap_or(1);
         let shifts = (0..q.div_ceil(m))
             .map(|r| 1 + mix(SEED ^ 0x5348_4946_5453, r) % (m - 1))
             .collect();
@@ -170,10 +175,10 @@ impl Plan {
     /// Transfer `p`: sender, recipient (customer wallet numbers, 0-based) and amount.
     fn transfer(&self, p: u64) -> (u64, u64, i64) {
         let amount = Self::amount(p);
-        if p < self.h * self.b && p % self.b == 0 {
+        if p < self.h * self.b && p.is_multiple_of(self.b) {
             let j = p / self.b;
             let other = 1 + j % self.m;
-            return if mix(SEED ^ 0x484F_54, j) & 1 == 1 {
+            return if mix(SEED ^ 0x0048_4F54, j) & 1 == 1 {
                 (0, other, amount)
             } else {
                 (other, 0, amount)
@@ -278,7 +283,14 @@ fn int_at(row: &[Value], at: usize) -> Option<i64> {
 const WRITTEN: &[(&str, &[&str])] = &[
     (
         "users",
-        &["id", "username", "email", "full_name", "created_at", "updated_at"],
+        &[
+            "id",
+            "username",
+            "email",
+            "full_name",
+            "created_at",
+            "updated_at",
+        ],
     ),
     ("wallets", &["id", "owner_id", "created_at", "updated_at"]),
     (
@@ -295,7 +307,14 @@ const WRITTEN: &[(&str, &[&str])] = &[
     ),
     (
         "entries",
-        &["wallet_id", "seq", "txn_id", "amount", "balance_after", "debits_after"],
+        &[
+            "wallet_id",
+            "seq",
+            "txn_id",
+            "amount",
+            "balance_after",
+            "debits_after",
+        ],
     ),
 ];
 
@@ -319,11 +338,7 @@ impl Template {
             .await?;
         let out = Shared::default();
         ledger.store().export(out.clone()).await?;
-        let bytes = out
-            .0
-            .lock()
-            .map_err(|_| "a poisoned buffer")?
-            .clone();
+        let bytes = out.0.lock().map_err(|_| "a poisoned buffer")?.clone();
         let mut reader = Reader::new(&bytes[..])?;
         let mut rows: Vec<Vec<Vec<Value>>> = vec![Vec::new(); TABLE_COUNT];
         while let Item::Row(row) = reader.next_item()? {
@@ -396,7 +411,10 @@ impl Template {
             .find(|r| int_at(r, e_txn) == top_up_id && int_at(r, e_amount).is_some_and(|a| a < 0))
             .and_then(|r| int_at(r, e_wallet))
             .ok_or("the template's top-up debits no account")?;
-        if !system_accounts.iter().any(|w| int_at(w, id) == Some(source)) {
+        if !system_accounts
+            .iter()
+            .any(|w| int_at(w, id) == Some(source))
+        {
             return Err("the template's top-ups do not come from a system account".into());
         }
         let entry = entries.into_iter().next().ok_or("no entry")?;
@@ -475,7 +493,11 @@ fn generate(
     for i in 0..n {
         put(&mut row, id, Value::Int(i as i64 + 1));
         put(&mut row, username, Value::Text(format!("scale{i}")));
-        put(&mut row, email, Value::Text(format!("scale{i}@example.com")));
+        put(
+            &mut row,
+            email,
+            Value::Text(format!("scale{i}@example.com")),
+        );
         put(&mut row, full_name, Value::Text(format!("Scale User {i}")));
         w.row(users, &row)?;
         progress.add(1);
@@ -486,12 +508,8 @@ fn generate(
     }
     let mut row = t.wallet.clone();
     let c = |name| column(wallets, name);
-    let (id, owner, created, updated) = (
-        c("id")?,
-        c("owner_id")?,
-        c("created_at")?,
-        c("updated_at")?,
-    );
+    let (id, owner, created, updated) =
+        (c("id")?, c("owner_id")?, c("created_at")?, c("updated_at")?);
     put(&mut row, created, Value::Int(EPOCH_US));
     put(&mut row, updated, Value::Int(EPOCH_US));
     for i in 0..n {
@@ -518,7 +536,11 @@ fn generate(
         put(row, amount, Value::Int(minor));
         put(row, by, Value::Int(user as i64));
         put(row, key, Value::Text(k));
-        put(row, fingerprint, Value::Blob([h.to_le_bytes(), (!h).to_le_bytes()].concat()));
+        put(
+            row,
+            fingerprint,
+            Value::Blob([h.to_le_bytes(), (!h).to_le_bytes()].concat()),
+        );
         put(row, created, Value::Int(at));
         put(row, completed, Value::Int(at));
         let written = w.row(transactions, row);
@@ -532,7 +554,7 @@ fn generate(
     let mut row = t.transfer.clone();
     for p in 0..plan.p {
         let (from, _, minor) = plan.transfer(p);
-        let key = format!("{p:016x}{:016x}", mix(SEED ^ 0x4B45_59, p));
+        let key = format!("{p:016x}{:016x}", mix(SEED ^ 0x004B_4559, p));
         txn(&mut row, n + 1 + p, minor, from + 1, key)?;
     }
 
@@ -648,6 +670,11 @@ fn file_bytes(path: &Path) -> u64 {
         .sum()
 }
 
+/// This process's CPU per operation and other processes' share of the machine since `before`.
+fn cpu_use(before: Option<Cpu>, elapsed: Duration, ops: usize) -> Option<CpuUse> {
+    Some(CpuUse::between(before?, Cpu::read(None)?, elapsed, ops))
+}
+
 fn round3(v: f64) -> f64 {
     (v * 1000.0).round() / 1000.0
 }
@@ -755,7 +782,9 @@ pub async fn run(dir: &Path, a: &ScaleArgs) -> Result<serde_json::Value, Box<dyn
         seed: SEED,
     };
     let before = crate::used_bytes(&path)?;
+    let cpu = Cpu::read(None);
     let lib = library::run_with(&ledger, lookup, &workload, CALLERS, "scale transfers").await?;
+    let transfer_cpu = cpu_use(cpu, lib.elapsed, a.transfers);
     let grown = crate::used_bytes(&path)? - before;
 
     // History pages of the hot wallet: the first page and pages at random depths.
@@ -771,6 +800,7 @@ pub async fn run(dir: &Path, a: &ScaleArgs) -> Result<serde_json::Value, Box<dyn
     let mut latencies = Vec::with_capacity(a.pages);
     let progress = Progress::counting("history", a.pages, "pages");
     let history_started = Instant::now();
+    let cpu_history = Cpu::read(None);
     for k in 0..a.pages {
         let mut query = HistoryQuery::new(hot);
         query.limit = PAGE_ROWS;
@@ -782,8 +812,7 @@ pub async fn run(dir: &Path, a: &ScaleArgs) -> Result<serde_json::Value, Box<dyn
         let page = ledger.history(&owner, query).await?;
         latencies.push(t0.elapsed());
         let want = newest.min(i64::from(PAGE_ROWS));
-        if page.lines.len() as i64 != want || page.lines.first().is_some_and(|l| l.seq != newest)
-        {
+        if page.lines.len() as i64 != want || page.lines.first().is_some_and(|l| l.seq != newest) {
             return Err(format!(
                 "a history page below entry {} held {} lines from {:?}, not {want} from {newest}",
                 newest + 1,
@@ -795,13 +824,16 @@ pub async fn run(dir: &Path, a: &ScaleArgs) -> Result<serde_json::Value, Box<dyn
         progress.add(1);
     }
     let history = Measurement::new(a.pages, history_started.elapsed(), latencies);
+    let history_cpu = cpu_use(cpu_history, history.elapsed, a.pages);
 
     let verify_started = Instant::now();
+    let cpu_verify = Cpu::read(None);
     let verified = {
         let _ticker = Ticker::start("verify", Duration::from_secs(30));
         library::verify(&ledger, "scale").await?
     };
     let verify = verify_started.elapsed();
+    let verify_cpu = cpu_use(cpu_verify, verify, 1);
     let rss = crate::rss_mb();
     let peak = status_mb("VmHWM:");
     drop(ledger);
@@ -859,6 +891,10 @@ pub async fn run(dir: &Path, a: &ScaleArgs) -> Result<serde_json::Value, Box<dyn
         "build_rows": build_rows,
         "build_rss_peak_mb": build_peak.round(),
         "rss_mb": rss.round(),
+        "transfer_cpu_ms": transfer_cpu.map(|c| c.own_ms),
+        "history_cpu_ms": history_cpu.map(|c| c.own_ms),
+        "verify_cpu_s": verify_cpu.map(|c| (c.own_ms / 100.0).round() / 10.0),
+        "others_cpu_pct": [transfer_cpu.map(|c| c.others_pct), history_cpu.map(|c| c.others_pct), verify_cpu.map(|c| c.others_pct)],
         "rss_peak_mb": if peak_reset { serde_json::Value::from(peak.round()) } else { serde_json::Value::Null },
     }))
 }
@@ -896,6 +932,13 @@ pub fn print(row: &serde_json::Value) {
         v("rss_peak_mb")
     );
     println!(
+        "  this process's CPU: {} ms per transfer, {} ms per page, {} s for verify; others' share of the machine (transfers, history, verify): {} %",
+        v("transfer_cpu_ms"),
+        v("history_cpu_ms"),
+        v("verify_cpu_s"),
+        v("others_cpu_pct")
+    );
+    println!(
         "  disk: {} bytes per transfer measured, {} bytes per transaction built, {} bytes of files",
         v("bytes_per_transfer"),
         v("built_bytes_per_transaction"),
@@ -925,7 +968,10 @@ mod tests {
             let mut list = Vec::new();
             for i in 0..plan.n {
                 plan.transfers_of(i, &mut list);
-                assert!(list.windows(2).all(|w| w[0] < w[1]), "{n}/{t}/{hot}: {list:?}");
+                assert!(
+                    list.windows(2).all(|w| w[0] < w[1]),
+                    "{n}/{t}/{hot}: {list:?}"
+                );
                 if i == 0 {
                     assert_eq!(list.len() + 1, hot.max(1), "{n}/{t}/{hot}");
                 }
@@ -968,7 +1014,10 @@ mod tests {
         let ledger = Ledger::new(store, config).await.unwrap();
         let hot = WalletId::new(template.first_wallet).unwrap();
         let owner = Actor::new(UserId::new(1).unwrap(), template.role);
-        let page = ledger.history(&owner, HistoryQuery::new(hot)).await.unwrap();
+        let page = ledger
+            .history(&owner, HistoryQuery::new(hot))
+            .await
+            .unwrap();
         assert_eq!(page.lines.first().map(|l| l.seq), Some(120));
         assert_eq!(page.lines.len(), 50);
         // The imported store takes new transfers.
