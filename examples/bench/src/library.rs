@@ -16,12 +16,9 @@ use wallet_core::{
 
 use crate::{Measurement, Progress, Workload, random_key};
 
-/// A ledger over `store` (empty, ready for use) with `wallets` funded wallets; returns it with
-/// the wallets' ids and owners.
-pub async fn setup<S: Store + Clone>(
-    store: S,
-    wallets: usize,
-) -> Result<(Ledger<S>, Vec<(WalletId, Actor)>), wallet_core::Error> {
+/// The configuration every bench ledger runs with, and the cheap password hashing of its
+/// setup.
+pub fn config() -> Result<(Config, AuthConfig), wallet_core::Error> {
     // Owners are registered users; the KYC rule is evaluated on every transfer, with a policy
     // that lets these unreviewed users send. Password hashing is made cheap: registration is
     // setup here, not what is measured.
@@ -47,6 +44,16 @@ pub async fn setup<S: Store + Clone>(
         },
         ..AuthConfig::default()
     };
+    Ok((config, auth))
+}
+
+/// A ledger over `store` (empty, ready for use) with `wallets` funded wallets; returns it with
+/// the wallets' ids and owners.
+pub async fn setup<S: Store + Clone>(
+    store: S,
+    wallets: usize,
+) -> Result<(Ledger<S>, Vec<(WalletId, Actor)>), wallet_core::Error> {
+    let (config, auth) = config()?;
     let ledger = Ledger::new(store, config).await?.with_auth(auth, None)?;
     let mut tasks = Vec::new();
     let workers = 64usize;
@@ -106,6 +113,22 @@ pub async fn run<S: Store + Clone>(
     label: &str,
 ) -> Result<Measurement, wallet_core::Error> {
     let wallets = Arc::new(wallets.to_vec());
+    let lookup: Lookup = Arc::new(move |i| wallets.get(i).copied());
+    run_with(ledger, lookup, w, callers, label).await
+}
+
+/// The wallet (0-based, as [`Workload::pick`] numbers them from 1) and its owner.
+pub type Lookup = Arc<dyn Fn(usize) -> Option<(WalletId, Actor)> + Send + Sync>;
+
+/// [`run`] with the wallets given by a function rather than a list (the scale scenario's million
+/// wallets are numbered, not listed).
+pub async fn run_with<S: Store + Clone>(
+    ledger: &Ledger<S>,
+    wallets: Lookup,
+    w: &Workload,
+    callers: usize,
+    label: &str,
+) -> Result<Measurement, wallet_core::Error> {
     let progress = Arc::new(Progress::new(label, w.transfers));
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -121,8 +144,11 @@ pub async fn run<S: Store + Clone>(
             let mut busy = 0usize;
             for _ in 0..share {
                 let (from, to, amount) = w.pick(&mut rng);
-                let (from_id, owner) = wallets[(from - 1) as usize];
-                let (to_id, _) = wallets[(to - 1) as usize];
+                let missing = |n: i64| wallet_core::Error::Internal {
+                    detail: format!("no wallet {n} in the bench's list"),
+                };
+                let (from_id, owner) = wallets((from - 1) as usize).ok_or_else(|| missing(from))?;
+                let (to_id, _) = wallets((to - 1) as usize).ok_or_else(|| missing(to))?;
                 let req = TransferRequest::new(
                     from_id,
                     to_id,

@@ -4,18 +4,25 @@
 //! ```text
 //! cargo run --release -p wallet-bench -- sqlite [--quick] [--json FILE] [--dir DIR]
 //!     [--wallets N] [--transfers N] [--scenario NAME]...
+//! cargo run --release -p wallet-bench -- sqlite --scenario scale [--scale-wallets N]
+//!     [--scale-transactions N] [--scale-hot N] [--scale-transfers N] [--scale-pages N]
+//!     [--scale-build-cache-mib N] [--scale-keep]
 //! cargo run --release -p wallet-bench -- mysql [--url mysql://root@127.0.0.1:3306] [--quick]
 //!     [--json FILE] [--wallets N] [--transfers N] [--scenario NAME]...
 //! ```
 //!
 //! Prints a table; with `--json` also writes one JSON object per scenario per line.
 //! `--quick` is a smoke run (well under a minute): it proves the harness works, not a speed.
+//! `--scenario scale` (SQLite only, never part of the default or quick run) builds a store of
+//! 1,000,000 wallets and 10,000,000 transactions through the portable import and measures it
+//! (see `scale.rs`).
 //! `BENCH_SKIP_VERIFY=1` skips the ledger check after each library run (a debugging aid).
 
 mod floor;
 mod floor_mysql;
 mod library;
 mod mysql;
+mod scale;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -28,6 +35,10 @@ use serde_json::json;
 
 /// Every wallet starts with 1,000,000.00 so no transfer fails for lack of funds.
 pub const FUNDING_MINOR: i64 = 100_000_000;
+
+/// The scenario that builds a store of a million wallets and ten million transactions and
+/// measures it (`--scenario scale`; never part of the default run).
+const SCALE: &str = "scale";
 
 /// What to run: how many wallets, which of them are used, how many transfers.
 #[derive(Debug, Clone)]
@@ -101,6 +112,7 @@ impl Measurement {
 /// A progress line on stderr, at most every two seconds.
 pub struct Progress {
     label: String,
+    unit: &'static str,
     total: usize,
     done: AtomicUsize,
     started: Instant,
@@ -109,8 +121,14 @@ pub struct Progress {
 
 impl Progress {
     fn new(label: &str, total: usize) -> Self {
+        Self::counting(label, total, "transfers")
+    }
+
+    /// A progress line counting `unit` rather than transfers.
+    fn counting(label: &str, total: usize, unit: &'static str) -> Self {
         Progress {
             label: label.to_owned(),
+            unit,
             total,
             done: AtomicUsize::new(0),
             started: Instant::now(),
@@ -139,8 +157,8 @@ impl Progress {
         {
             let rate = done as f64 / self.started.elapsed().as_secs_f64();
             eprintln!(
-                "  {}: {done}/{} transfers, {rate:.0}/s",
-                self.label, self.total
+                "  {}: {done}/{} {}, {rate:.0}/s",
+                self.label, self.total, self.unit
             );
         }
     }
@@ -186,6 +204,8 @@ struct Args {
     wallets: Option<usize>,
     transfers: Option<usize>,
     scenarios: Vec<String>,
+    scale: scale::ScaleArgs,
+    scale_build: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -199,6 +219,17 @@ fn parse_args() -> Result<Args, String> {
         wallets: None,
         transfers: None,
         scenarios: Vec::new(),
+        scale: scale::ScaleArgs {
+            wallets: 1_000_000,
+            transactions: 10_000_000,
+            hot_entries: None,
+            transfers: 50_000,
+            pages: 1_000,
+            reference_wallets: 10_000,
+            keep: false,
+            build_cache_mib: Some(512),
+        },
+        scale_build: None,
     };
     while let Some(a) = args.next() {
         let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
@@ -222,13 +253,41 @@ fn parse_args() -> Result<Args, String> {
                 )
             }
             "--scenario" => parsed.scenarios.push(value("--scenario")?),
+            "--scale-keep" => parsed.scale.keep = true,
+            // Internal: the scale scenario's build, run in a child process.
+            "--scale-build" => parsed.scale_build = Some(PathBuf::from(value("--scale-build")?)),
+            "--scale-wallets"
+            | "--scale-transactions"
+            | "--scale-hot"
+            | "--scale-transfers"
+            | "--scale-pages"
+            | "--scale-build-cache-mib" => {
+                let n: usize = value(&a)?.parse().map_err(|e| format!("{a}: {e}"))?;
+                let s = &mut parsed.scale;
+                match a.as_str() {
+                    "--scale-wallets" => s.wallets = n,
+                    "--scale-transactions" => s.transactions = n,
+                    "--scale-hot" => s.hot_entries = Some(n),
+                    "--scale-transfers" => s.transfers = n,
+                    "--scale-build-cache-mib" => {
+                        s.build_cache_mib = Some(u32::try_from(n).map_err(|e| format!("{a}: {e}"))?)
+                    }
+                    _ => s.pages = n,
+                }
+            }
             "-h" | "--help" => return Err(String::new()),
             other if other.starts_with('-') => return Err(format!("unknown option {other}")),
             other if parsed.backend.is_empty() => parsed.backend = other.to_owned(),
             other => return Err(format!("unexpected argument {other}")),
         }
     }
+    if let Some(w) = parsed.wallets {
+        parsed.scale.reference_wallets = w;
+    }
     match parsed.backend.as_str() {
+        "mysql" if parsed.scenarios.iter().any(|s| s == SCALE) => {
+            Err("the scale scenario is for the sqlite backend".into())
+        }
         "sqlite" if parsed.url.is_some() => Err("--url is for the mysql backend".into()),
         "sqlite" | "mysql" => Ok(parsed),
         other => Err(format!("backend must be sqlite or mysql (got {other:?})")),
@@ -501,12 +560,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Ok(a) => a,
         Err(e) => {
             eprintln!(
-                "{e}\nusage: wallet-bench sqlite [--quick] [--json FILE] [--dir DIR] [--wallets N] [--transfers N] [--scenario NAME]...\n       wallet-bench mysql [--url {}] [--quick] [--json FILE] [--wallets N] [--transfers N] [--scenario NAME]...",
+                "{e}\nusage: wallet-bench sqlite [--quick] [--json FILE] [--dir DIR] [--wallets N] [--transfers N] [--scenario NAME]...\n       wallet-bench sqlite --scenario scale [--scale-wallets N] [--scale-transactions N] [--scale-hot N] [--scale-transfers N] [--scale-pages N] [--scale-build-cache-mib N] [--scale-keep]\n       wallet-bench mysql [--url {}] [--quick] [--json FILE] [--wallets N] [--transfers N] [--scenario NAME]...",
                 mysql::DEFAULT_URL
             );
             std::process::exit(2);
         }
     };
+    if let Some(path) = &args.scale_build {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        return runtime.block_on(scale::build(path, &args.scale));
+    }
     let mysql = args.backend == "mysql";
     let server = match &args.url {
         Some(url) => mysql::server_url(url)?,
@@ -533,12 +598,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .unwrap_or(if args.quick { 4_000 } else { 200_000 });
         sqlite_scenarios(wallets, many, seed)
     };
+    let scale = args.scenarios.iter().any(|n| n == SCALE);
     if let Some(unknown) = args
         .scenarios
         .iter()
-        .find(|n| !all.iter().any(|s| s.name == **n))
+        .find(|n| *n != SCALE && !all.iter().any(|s| s.name == **n))
     {
-        let names: Vec<&str> = all.iter().map(|s| s.name.as_str()).collect();
+        let mut names: Vec<&str> = all.iter().map(|s| s.name.as_str()).collect();
+        if !mysql {
+            names.push(SCALE);
+        }
         return Err(format!("no scenario {unknown:?} (have {})", names.join(", ")).into());
     }
     // Created up front so that a bad path fails before the run, and written scenario by
@@ -569,6 +638,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             writeln!(f, "{row}")?;
             f.flush()?;
         }
+        rows.push(row);
+    }
+    if scale {
+        let row = runtime.block_on(scale::run(&args.dir, &args.scale))?;
+        if let Some(f) = &mut json {
+            writeln!(f, "{row}")?;
+            f.flush()?;
+        }
+        scale::print(&row);
         rows.push(row);
     }
     print_table(&rows);

@@ -191,7 +191,7 @@ impl Watch {
 /// CPU time from `/proc`, in clock ticks: the whole machine's, this process's, and the
 /// server's (when it runs on this machine and its pid file is readable).
 #[derive(Debug, Clone, Copy)]
-struct Cpu {
+pub(crate) struct Cpu {
     /// Every tick of every CPU, idle and stolen included: wall time times CPUs.
     all: u64,
     /// Ticks some process ran (user, nice, system, interrupts).
@@ -211,7 +211,7 @@ fn process_ticks(pid: &str) -> Option<u64> {
 }
 
 impl Cpu {
-    fn read(server_pid: Option<&str>) -> Option<Self> {
+    pub(crate) fn read(server_pid: Option<&str>) -> Option<Self> {
         let stat = std::fs::read_to_string("/proc/stat").ok()?;
         let line = stat.lines().next()?.strip_prefix("cpu ")?;
         let v: Vec<u64> = line
@@ -233,17 +233,17 @@ impl Cpu {
 
 /// Where the CPU went during a timed run.
 #[derive(Debug, Default, Clone, Copy)]
-struct CpuUse {
+pub(crate) struct CpuUse {
     /// This process (the library or the floor, and the driver), ms per transfer.
-    own_ms: f64,
+    pub(crate) own_ms: f64,
     /// The database server, ms per transfer (`None` if not on this machine).
     server_ms: Option<f64>,
     /// Other processes' share of the machine's CPU time, percent.
-    others_pct: f64,
+    pub(crate) others_pct: f64,
 }
 
 impl CpuUse {
-    fn between(before: Cpu, after: Cpu, elapsed: Duration, transfers: usize) -> Self {
+    pub(crate) fn between(before: Cpu, after: Cpu, elapsed: Duration, transfers: usize) -> Self {
         let all = after.all.saturating_sub(before.all).max(1) as f64;
         let cpus = std::fs::read_to_string("/proc/stat")
             .map(|s| {
