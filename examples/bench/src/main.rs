@@ -341,6 +341,9 @@ async fn run_scenario(
     if let Some(v) = env_number("BENCH_CHECKPOINT_MIB") {
         options.checkpoint_bytes = u64::from(v) << 20;
     }
+    if let Some(v) = env_number("BENCH_CACHE_KIB") {
+        options.page_cache_kib = v;
+    }
     let store = wallet_sqlite::SqliteStore::open(&path, options)?;
     let (ledger, wallets) = library::setup(store, w.wallets).await?;
     let before = used_bytes(&path)?;
