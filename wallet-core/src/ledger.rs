@@ -4,14 +4,15 @@ use std::sync::Arc;
 
 use rust_decimal::Decimal;
 use serde_json::Value;
-use tracing::Instrument;
 
 use crate::actor::{Action, Actor, authorize};
 use crate::command::{Command, Flow, Move, Op, OpenWallet, SetWalletStatus};
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::health::Health;
 use crate::history::{HistoryPage, HistoryQuery};
 use crate::ids::{TransactionRef, UserId, WalletRef};
+use crate::observe::observed;
 use crate::store::{Outcome, Store};
 use crate::text::{Description, IdempotencyKey, Metadata};
 use crate::time::{Clock, SystemClock};
@@ -197,6 +198,17 @@ impl<S: Store> Ledger<S> {
         &self.config
     }
 
+    /// The store's health, for a host's health endpoint: reachable, schema version,
+    /// backend state, time of the last commit (see [`crate::health`]).
+    ///
+    /// Takes no [`Actor`]: health endpoints are called by load balancers and orchestrators
+    /// that hold no session, and the answer holds no business data (no ids, balances or
+    /// personal data), only the store's own state. A host that considers queue depths or
+    /// pool sizes sensitive puts the endpoint behind its own access rule.
+    pub async fn health(&self) -> Health {
+        self.store.health().await
+    }
+
     pub(crate) async fn execute(&self, actor: Option<&Actor>, op: Op) -> Result<Outcome> {
         let command = Command {
             actor: actor.copied(),
@@ -256,8 +268,7 @@ impl<S: Store> Ledger<S> {
 
     /// Opens a wallet (ACTIVE, empty). One per owner, kind and currency.
     pub async fn open_wallet(&self, actor: &Actor, req: OpenWalletRequest) -> Result<Wallet> {
-        let span = tracing::info_span!("open_wallet", actor = %actor.user, owner = %req.owner);
-        async {
+        observed!("open_wallet", (actor = %actor.user, owner = %req.owner, kind = ?req.kind) => {
             let currency = self.config.currencies().get(&req.currency)?;
             let op = Op::OpenWallet(OpenWallet {
                 owner: req.owner,
@@ -265,9 +276,7 @@ impl<S: Store> Ledger<S> {
                 currency,
             });
             self.execute_wallet(actor, op).await
-        }
-        .instrument(span)
-        .await
+        })
     }
 
     /// Loads a customer wallet the actor may read.
@@ -293,17 +302,19 @@ impl<S: Store> Ledger<S> {
 
     /// A wallet by id or number, with its balances.
     pub async fn wallet(&self, actor: &Actor, wallet: impl Into<WalletRef>) -> Result<Wallet> {
-        Ok(self
-            .readable_wallet(actor, wallet.into())
-            .await?
-            .to_wallet())
+        let wallet = wallet.into();
+        observed!("wallet", (actor = %actor.user, wallet = %wallet.id()) => {
+            Ok(self.readable_wallet(actor, wallet).await?.to_wallet())
+        })
     }
 
     /// All wallets of `owner`, ordered by id.
     pub async fn wallets_of(&self, actor: &Actor, owner: UserId) -> Result<Vec<Wallet>> {
-        authorize(actor, Action::ListWallets { owner })?;
-        let wallets = self.store.wallets_of(owner).await?;
-        Ok(wallets.iter().map(WalletState::to_wallet).collect())
+        observed!("wallets_of", (actor = %actor.user, %owner) => {
+            authorize(actor, Action::ListWallets { owner })?;
+            let wallets = self.store.wallets_of(owner).await?;
+            Ok(wallets.iter().map(WalletState::to_wallet).collect())
+        })
     }
 
     /// Changes a wallet's status (SUPERUSER). Closing requires an empty wallet; CLOSED is final.
@@ -314,40 +325,40 @@ impl<S: Store> Ledger<S> {
         status: WalletStatus,
     ) -> Result<Wallet> {
         let wallet = wallet.into().id();
-        let span = tracing::info_span!("set_wallet_status", actor = %actor.user, %wallet, %status);
-        self.execute_wallet(
-            actor,
-            Op::SetWalletStatus(SetWalletStatus { wallet, status }),
-        )
-        .instrument(span)
-        .await
+        observed!("set_wallet_status", (actor = %actor.user, %wallet, %status) => {
+            self.execute_wallet(
+                actor,
+                Op::SetWalletStatus(SetWalletStatus { wallet, status }),
+            )
+            .await
+        })
     }
 
     /// Adds money to the actor's wallet from outside.
     pub async fn deposit(&self, actor: &Actor, req: DepositRequest) -> Result<Receipt> {
         let wallet = req.wallet.id();
-        let span = tracing::info_span!("deposit", actor = %actor.user, %wallet);
-        self.execute_move(actor, Flow::Deposit { wallet }, req.details)
-            .instrument(span)
-            .await
+        let amount = req.details.amount;
+        observed!("deposit", (actor = %actor.user, %wallet, %amount) => {
+            self.execute_move(actor, Flow::Deposit { wallet }, req.details).await
+        })
     }
 
     /// Takes money out of the actor's wallet.
     pub async fn withdraw(&self, actor: &Actor, req: WithdrawRequest) -> Result<Receipt> {
         let wallet = req.wallet.id();
-        let span = tracing::info_span!("withdraw", actor = %actor.user, %wallet);
-        self.execute_move(actor, Flow::Withdraw { wallet }, req.details)
-            .instrument(span)
-            .await
+        let amount = req.details.amount;
+        observed!("withdraw", (actor = %actor.user, %wallet, %amount) => {
+            self.execute_move(actor, Flow::Withdraw { wallet }, req.details).await
+        })
     }
 
     /// Moves money from the actor's wallet to another wallet of the same currency.
     pub async fn transfer(&self, actor: &Actor, req: TransferRequest) -> Result<Receipt> {
         let (from, to) = (req.from.id(), req.to.id());
-        let span = tracing::info_span!("transfer", actor = %actor.user, %from, %to);
-        self.execute_move(actor, Flow::Transfer { from, to }, req.details)
-            .instrument(span)
-            .await
+        let amount = req.details.amount;
+        observed!("transfer", (actor = %actor.user, %from, %to, %amount) => {
+            self.execute_move(actor, Flow::Transfer { from, to }, req.details).await
+        })
     }
 
     /// A transaction by reference, if the actor took part in it (or is an admin). Balances of
@@ -357,30 +368,36 @@ impl<S: Store> Ledger<S> {
         actor: &Actor,
         reference: TransactionRef,
     ) -> Result<Transaction> {
-        let txn = self
-            .store
-            .transaction(reference.id())
-            .await?
-            .ok_or(Error::TransactionNotFound)?;
-        authorize(
-            actor,
-            Action::ReadTransaction {
-                party: txn.involves(actor.user),
-            },
-        )?;
-        Ok(txn.redacted_for(actor))
+        observed!("transaction", (actor = %actor.user, transaction = %reference) => {
+            let txn = self
+                .store
+                .transaction(reference.id())
+                .await?
+                .ok_or(Error::TransactionNotFound)?;
+            authorize(
+                actor,
+                Action::ReadTransaction {
+                    party: txn.involves(actor.user),
+                },
+            )?;
+            Ok(txn.redacted_for(actor))
+        })
     }
 
     /// One page of a wallet's history, newest first, with totals over the filtered range.
     pub async fn history(&self, actor: &Actor, query: HistoryQuery) -> Result<HistoryPage> {
-        let filter = query.to_filter()?;
-        self.readable_wallet(actor, query.wallet).await?;
-        self.store.history(filter).await
+        observed!("history", (actor = %actor.user, wallet = %query.wallet.id()) => {
+            let filter = query.to_filter()?;
+            self.readable_wallet(actor, query.wallet).await?;
+            self.store.history(filter).await
+        })
     }
 
     /// Recomputes every balance from the entries and checks every transaction (ADMIN+).
     pub async fn verify(&self, actor: &Actor) -> Result<VerifyReport> {
-        authorize(actor, Action::Verify)?;
-        self.store.verify().await
+        observed!("verify", (actor = %actor.user) => {
+            authorize(actor, Action::Verify)?;
+            self.store.verify().await
+        })
     }
 }

@@ -4,7 +4,6 @@
 
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use tracing::Instrument;
 
 use crate::actor::{Action, Actor, authorize};
 use crate::calendar::Granularity;
@@ -22,6 +21,7 @@ use crate::limits::WalletLimits;
 use crate::links::{LinkCode, PaymentLink};
 use crate::money::Money;
 use crate::notify::{EVENTS_PAGE_MAX, Event, Notification};
+use crate::observe::observed;
 use crate::reports::{
     ANALYTICS_ENTRIES_MAX, STATEMENT_LINES_MAX, SearchText, SpendingBucket, Statement,
 };
@@ -235,17 +235,18 @@ impl<S: Store> Ledger<S> {
         req: DepositRequest,
         gateway_reference: &str,
     ) -> Result<Receipt> {
-        let reference = ExternalRef::new(gateway_reference)?;
         let wallet = req.wallet.id();
-        let span = tracing::info_span!("top_up_pending", actor = %actor.user, %wallet);
-        self.execute_timed(
-            actor,
-            Flow::Deposit { wallet },
-            req.details,
-            Timing::AwaitGateway { reference },
-        )
-        .instrument(span)
-        .await
+        let amount = req.details.amount;
+        observed!("top_up_pending", (actor = %actor.user, %wallet, %amount) => {
+            let reference = ExternalRef::new(gateway_reference)?;
+            self.execute_timed(
+                actor,
+                Flow::Deposit { wallet },
+                req.details,
+                Timing::AwaitGateway { reference },
+            )
+            .await
+        })
     }
 
     /// The gateway's verdict on a pending top-up: `true` credits the wallet, `false` fails it.
@@ -257,40 +258,41 @@ impl<S: Store> Ledger<S> {
         gateway_reference: &str,
         success: bool,
     ) -> Result<Receipt> {
-        let reference =
-            ExternalRef::new(gateway_reference).map_err(|_| Error::GatewayReferenceNotFound)?;
-        let span = tracing::info_span!("gateway_callback", actor = %actor.user, success);
-        self.execute_receipt(actor, Op::Gateway(GatewayCallback { reference, success }))
-            .instrument(span)
-            .await
+        observed!("gateway_callback", (actor = %actor.user, success) => {
+            let reference = ExternalRef::new(gateway_reference)
+                .map_err(|_| Error::GatewayReferenceNotFound)?;
+            self.execute_receipt(actor, Op::Gateway(GatewayCallback { reference, success }))
+                .await
+        })
     }
 
     /// Reserves money now (a PENDING hold): available falls, the balance does not.
     pub async fn hold(&self, actor: &Actor, req: HoldRequest) -> Result<Receipt> {
         let wallet = req.wallet.id();
-        let flow = match req.target {
-            HoldTarget::Outside => Flow::Withdraw { wallet },
-            HoldTarget::Wallet(to) => Flow::Transfer {
-                from: wallet,
-                to: to.id(),
-            },
-            HoldTarget::Merchant { merchant, order: o } => Flow::Payment {
-                from: wallet,
-                merchant,
-                order: order(o)?,
-            },
-        };
-        let span = tracing::info_span!("hold", actor = %actor.user, %wallet);
-        self.execute_timed(
-            actor,
-            flow,
-            req.details,
-            Timing::Hold {
-                ttl_micros: req.ttl_micros,
-            },
-        )
-        .instrument(span)
-        .await
+        let amount = req.details.amount;
+        observed!("hold", (actor = %actor.user, %wallet, %amount) => {
+            let flow = match req.target {
+                HoldTarget::Outside => Flow::Withdraw { wallet },
+                HoldTarget::Wallet(to) => Flow::Transfer {
+                    from: wallet,
+                    to: to.id(),
+                },
+                HoldTarget::Merchant { merchant, order: o } => Flow::Payment {
+                    from: wallet,
+                    merchant,
+                    order: order(o)?,
+                },
+            };
+            self.execute_timed(
+                actor,
+                flow,
+                req.details,
+                Timing::Hold {
+                    ttl_micros: req.ttl_micros,
+                },
+            )
+            .await
+        })
     }
 
     /// Captures a hold: all of it (`None`) or part; the rest is released. Either party may
@@ -301,79 +303,78 @@ impl<S: Store> Ledger<S> {
         transaction: TransactionRef,
         amount: Option<Decimal>,
     ) -> Result<Receipt> {
-        let span = tracing::info_span!("capture", actor = %actor.user, %transaction);
-        self.execute_receipt(
-            actor,
-            Op::Settle(Settle {
-                transaction: transaction.id(),
-                action: SettleAction::Capture { amount },
-            }),
-        )
-        .instrument(span)
-        .await
+        observed!("capture", (actor = %actor.user, %transaction, amount = ?amount) => {
+            self.execute_receipt(
+                actor,
+                Op::Settle(Settle {
+                    transaction: transaction.id(),
+                    action: SettleAction::Capture { amount },
+                }),
+            )
+            .await
+        })
     }
 
     /// Voids a hold or cancels a pending top-up (the money held is released).
     pub async fn cancel(&self, actor: &Actor, transaction: TransactionRef) -> Result<Receipt> {
-        let span = tracing::info_span!("cancel", actor = %actor.user, %transaction);
-        self.execute_receipt(
-            actor,
-            Op::Settle(Settle {
-                transaction: transaction.id(),
-                action: SettleAction::Cancel,
-            }),
-        )
-        .instrument(span)
-        .await
+        observed!("cancel", (actor = %actor.user, %transaction) => {
+            self.execute_receipt(
+                actor,
+                Op::Settle(Settle {
+                    transaction: transaction.id(),
+                    action: SettleAction::Cancel,
+                }),
+            )
+            .await
+        })
     }
 
     /// Refunds a completed transaction, wholly or partly, reversing its legs. The recipient
     /// may refund what they received (a transfer or payment); SUPERUSER may refund anything.
     pub async fn refund(&self, actor: &Actor, req: RefundRequest) -> Result<Receipt> {
-        let span =
-            tracing::info_span!("refund", actor = %actor.user, transaction = %req.transaction);
-        self.execute_receipt(actor, Self::refund_op(req)?)
-            .instrument(span)
-            .await
+        let (transaction, amount) = (req.transaction, req.amount);
+        observed!("refund", (actor = %actor.user, %transaction, amount = ?amount) => {
+            self.execute_receipt(actor, Self::refund_op(req)?).await
+        })
     }
 
     /// Pays a merchant for an order (each order is paid at most once).
     pub async fn pay_merchant(&self, actor: &Actor, req: PaymentRequest) -> Result<Receipt> {
-        let span =
-            tracing::info_span!("pay_merchant", actor = %actor.user, merchant = %req.merchant);
-        let op = Self::batch_op(BatchOp::Payment(req))?;
-        self.execute_receipt(actor, op).instrument(span).await
+        let (wallet, merchant, amount) = (req.from.id(), req.merchant, req.details.amount);
+        observed!("pay_merchant", (actor = %actor.user, %wallet, %merchant, %amount) => {
+            let op = Self::batch_op(BatchOp::Payment(req))?;
+            self.execute_receipt(actor, op).await
+        })
     }
 
     /// Converts money between two wallets of the actor in different currencies.
     pub async fn exchange(&self, actor: &Actor, req: ExchangeRequest) -> Result<Receipt> {
-        let span = tracing::info_span!("exchange", actor = %actor.user);
-        let op = Self::batch_op(BatchOp::Exchange(req))?;
-        self.execute_receipt(actor, op).instrument(span).await
+        let (from, to, amount, rate) = (req.from.id(), req.to.id(), req.details.amount, req.rate);
+        observed!("exchange", (actor = %actor.user, %from, %to, %amount, %rate) => {
+            let op = Self::batch_op(BatchOp::Exchange(req))?;
+            self.execute_receipt(actor, op).await
+        })
     }
 
     /// Applies up to 100 operations atomically: all of them, or none.
     pub async fn batch(&self, actor: &Actor, ops: Vec<BatchOp>) -> Result<Vec<Receipt>> {
-        let span = tracing::info_span!("batch", actor = %actor.user, ops = ops.len());
-        let ops = ops
-            .into_iter()
-            .map(Self::batch_op)
-            .collect::<Result<Vec<_>>>()?;
-        crate::decide::check_batch(&ops)?;
-        match self
-            .execute(Some(actor), Op::Batch(ops))
-            .instrument(span)
-            .await?
-        {
-            Outcome::Batch(outcomes) => outcomes
+        observed!("batch", (actor = %actor.user, ops = ops.len()) => {
+            let ops = ops
                 .into_iter()
-                .map(|o| match o {
-                    Outcome::Receipt(r) => Ok(r.redacted_for(actor)),
-                    _ => Err(Error::internal("expected receipts from a batch")),
-                })
-                .collect(),
-            _ => Err(Error::internal("expected a batch outcome")),
-        }
+                .map(Self::batch_op)
+                .collect::<Result<Vec<_>>>()?;
+            crate::decide::check_batch(&ops)?;
+            match self.execute(Some(actor), Op::Batch(ops)).await? {
+                Outcome::Batch(outcomes) => outcomes
+                    .into_iter()
+                    .map(|o| match o {
+                        Outcome::Receipt(r) => Ok(r.redacted_for(actor)),
+                        _ => Err(Error::internal("expected receipts from a batch")),
+                    })
+                    .collect(),
+                _ => Err(Error::internal("expected a batch outcome")),
+            }
+        })
     }
 
     /// Registers a BUSINESS wallet as a merchant (its owner or ADMIN+).
@@ -383,22 +384,24 @@ impl<S: Store> Ledger<S> {
         wallet: impl Into<WalletRef>,
         name: &str,
     ) -> Result<MerchantRecord> {
-        let op = Op::RegisterMerchant(RegisterMerchant {
-            wallet: wallet.into().id(),
-            name: Description::new(name)?,
-        });
-        match self.execute(Some(actor), op).await? {
-            Outcome::Merchant(m) => Ok(m),
-            _ => Err(Error::internal("expected a merchant")),
-        }
+        let wallet = wallet.into().id();
+        observed!("register_merchant", (actor = %actor.user, %wallet) => {
+            let op = Op::RegisterMerchant(RegisterMerchant {
+                wallet,
+                name: Description::new(name)?,
+            });
+            match self.execute(Some(actor), op).await? {
+                Outcome::Merchant(m) => Ok(m),
+                _ => Err(Error::internal("expected a merchant")),
+            }
+        })
     }
 
     /// A merchant by id (any signed-in user: payers need it).
-    pub async fn merchant(&self, _actor: &Actor, id: MerchantId) -> Result<MerchantRecord> {
-        self.store
-            .merchant(id)
-            .await?
-            .ok_or(Error::MerchantNotFound)
+    pub async fn merchant(&self, actor: &Actor, id: MerchantId) -> Result<MerchantRecord> {
+        observed!("merchant", (actor = %actor.user, merchant = %id) => {
+            self.store.merchant(id).await?.ok_or(Error::MerchantNotFound)
+        })
     }
 
     /// A wallet's limits and what has been spent under them (holds included).
@@ -407,7 +410,14 @@ impl<S: Store> Ledger<S> {
         actor: &Actor,
         wallet: impl Into<WalletRef>,
     ) -> Result<WalletLimits> {
-        let w = self.readable_wallet(actor, wallet.into()).await?;
+        let wallet = wallet.into();
+        observed!("limits", (actor = %actor.user, wallet = %wallet.id()) => {
+            self.wallet_limits(actor, wallet).await
+        })
+    }
+
+    async fn wallet_limits(&self, actor: &Actor, wallet: WalletRef) -> Result<WalletLimits> {
+        let w = self.readable_wallet(actor, wallet).await?;
         let limits = self
             .store
             .limits(w.record.id)
@@ -443,31 +453,36 @@ impl<S: Store> Ledger<S> {
         limits: Option<(Decimal, Decimal, Decimal)>,
     ) -> Result<WalletLimits> {
         let wallet = wallet.into();
-        self.execute(
-            Some(actor),
-            Op::SetLimits(SetLimits {
-                wallet: wallet.id(),
-                limits,
-            }),
-        )
-        .await?;
-        self.limits(actor, wallet).await
+        observed!("set_limits", (actor = %actor.user, wallet = %wallet.id()) => {
+            self.execute(
+                Some(actor),
+                Op::SetLimits(SetLimits {
+                    wallet: wallet.id(),
+                    limits,
+                }),
+            )
+            .await?;
+            self.wallet_limits(actor, wallet).await
+        })
     }
 
     /// Creates a payment link on one of the actor's wallets, with an unguessable code.
     pub async fn create_link(&self, actor: &Actor, req: LinkRequest) -> Result<PaymentLink> {
-        let op = Op::CreateLink(CreateLink {
-            wallet: req.wallet.id(),
-            code: LinkCode::random()?,
-            amount: req.amount,
-            description: Description::optional(req.description)?,
-            ttl_micros: req.ttl_micros,
-            idempotency_key: IdempotencyKey::new(req.idempotency_key)?,
-        });
-        match self.execute(Some(actor), op).await? {
-            Outcome::Link(l) => Ok(l),
-            _ => Err(Error::internal("expected a link")),
-        }
+        let (wallet, amount) = (req.wallet.id(), req.amount);
+        observed!("create_link", (actor = %actor.user, %wallet, %amount) => {
+            let op = Op::CreateLink(CreateLink {
+                wallet,
+                code: LinkCode::random()?,
+                amount: req.amount,
+                description: Description::optional(req.description)?,
+                ttl_micros: req.ttl_micros,
+                idempotency_key: IdempotencyKey::new(req.idempotency_key)?,
+            });
+            match self.execute(Some(actor), op).await? {
+                Outcome::Link(l) => Ok(l),
+                _ => Err(Error::internal("expected a link")),
+            }
+        })
     }
 
     fn link_view(&self, l: &LinkRecord) -> PaymentLink {
@@ -477,10 +492,13 @@ impl<S: Store> Ledger<S> {
     }
 
     /// A payment link by code, with its status now (any signed-in user: the payer needs it).
-    pub async fn link(&self, _actor: &Actor, code: &str) -> Result<PaymentLink> {
-        let code: LinkCode = code.parse()?;
-        let l = self.store.link(code).await?.ok_or(Error::LinkNotFound)?;
-        Ok(self.link_view(&l))
+    pub async fn link(&self, actor: &Actor, code: &str) -> Result<PaymentLink> {
+        // The code is a bearer secret (whoever has it may pay): never in a span.
+        observed!("link", (actor = %actor.user) => {
+            let code: LinkCode = code.parse()?;
+            let l = self.store.link(code).await?.ok_or(Error::LinkNotFound)?;
+            Ok(self.link_view(&l))
+        })
     }
 
     /// The payment links of a wallet, newest first.
@@ -490,10 +508,13 @@ impl<S: Store> Ledger<S> {
         wallet: impl Into<WalletRef>,
         limit: u32,
     ) -> Result<Vec<PaymentLink>> {
-        let w = self.readable_wallet(actor, wallet.into()).await?;
-        let limit = page_limit(limit, HISTORY_PAGE_MAX)?;
-        let links = self.store.links_of(w.record.id, i64::MAX, limit).await?;
-        Ok(links.iter().map(|l| self.link_view(l)).collect())
+        let wallet = wallet.into();
+        observed!("links_of", (actor = %actor.user, wallet = %wallet.id()) => {
+            let w = self.readable_wallet(actor, wallet).await?;
+            let limit = page_limit(limit, HISTORY_PAGE_MAX)?;
+            let links = self.store.links_of(w.record.id, i64::MAX, limit).await?;
+            Ok(links.iter().map(|l| self.link_view(l)).collect())
+        })
     }
 
     /// Pays a payment link from one of the actor's wallets: exactly once, whoever races.
@@ -504,33 +525,30 @@ impl<S: Store> Ledger<S> {
         code: &str,
         idempotency_key: &str,
     ) -> Result<Receipt> {
-        let code: LinkCode = code.parse()?;
-        let link = self.store.link(code).await?.ok_or(Error::LinkNotFound)?;
-        let details = MoveDetails {
-            amount: Money::from_minor(link.amount_minor, link.currency).amount(),
-            description: link.description.as_ref().map(|d| d.as_str().to_owned()),
-            metadata: None,
-            idempotency_key: idempotency_key.to_owned(),
-        };
-        self.execute_timed(
-            actor,
-            Flow::LinkPayment {
-                from: from.into().id(),
-                code,
-            },
-            details,
-            Timing::Now,
-        )
-        .await
+        let from = from.into().id();
+        observed!("pay_link", (actor = %actor.user, wallet = %from) => {
+            let code: LinkCode = code.parse()?;
+            let link = self.store.link(code).await?.ok_or(Error::LinkNotFound)?;
+            let details = MoveDetails {
+                amount: Money::from_minor(link.amount_minor, link.currency).amount(),
+                description: link.description.as_ref().map(|d| d.as_str().to_owned()),
+                metadata: None,
+                idempotency_key: idempotency_key.to_owned(),
+            };
+            self.execute_timed(actor, Flow::LinkPayment { from, code }, details, Timing::Now)
+                .await
+        })
     }
 
     /// Cancels an unpaid payment link (its owner).
     pub async fn cancel_link(&self, actor: &Actor, code: &str) -> Result<PaymentLink> {
-        let code: LinkCode = code.parse()?;
-        match self.execute(Some(actor), Op::CancelLink(code)).await? {
-            Outcome::Link(l) => Ok(l),
-            _ => Err(Error::internal("expected a link")),
-        }
+        observed!("cancel_link", (actor = %actor.user) => {
+            let code: LinkCode = code.parse()?;
+            match self.execute(Some(actor), Op::CancelLink(code)).await? {
+                Outcome::Link(l) => Ok(l),
+                _ => Err(Error::internal("expected a link")),
+            }
+        })
     }
 
     /// A user's notifications, newest first (`before`: the previous page's `next`).
@@ -542,27 +560,31 @@ impl<S: Store> Ledger<S> {
         before: Option<NotificationId>,
         limit: u32,
     ) -> Result<NotificationPage> {
-        authorize(actor, Action::Notifications { user })?;
-        let limit = page_limit(limit, HISTORY_PAGE_MAX)?;
-        let before = before.map_or(i64::MAX, NotificationId::get);
-        let mut items = self
-            .store
-            .notifications(user, unread_only, before, limit + 1)
-            .await?;
-        let more = items.len() > usize::try_from(limit).unwrap_or(usize::MAX);
-        items.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-        let next = if more {
-            items.last().map(|n| n.id)
-        } else {
-            None
-        };
-        Ok(NotificationPage { items, next })
+        observed!("notifications", (actor = %actor.user, %user, unread_only) => {
+            authorize(actor, Action::Notifications { user })?;
+            let limit = page_limit(limit, HISTORY_PAGE_MAX)?;
+            let before = before.map_or(i64::MAX, NotificationId::get);
+            let mut items = self
+                .store
+                .notifications(user, unread_only, before, limit + 1)
+                .await?;
+            let more = items.len() > usize::try_from(limit).unwrap_or(usize::MAX);
+            items.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+            let next = if more {
+                items.last().map(|n| n.id)
+            } else {
+                None
+            };
+            Ok(NotificationPage { items, next })
+        })
     }
 
     /// How many unread notifications a user has.
     pub async fn unread_count(&self, actor: &Actor, user: UserId) -> Result<u64> {
-        authorize(actor, Action::Notifications { user })?;
-        self.store.unread_count(user).await
+        observed!("unread_count", (actor = %actor.user, %user) => {
+            authorize(actor, Action::Notifications { user })?;
+            self.store.unread_count(user).await
+        })
     }
 
     /// Marks notifications read (`None`: all of them); returns how many changed.
@@ -572,31 +594,37 @@ impl<S: Store> Ledger<S> {
         user: UserId,
         ids: Option<Vec<NotificationId>>,
     ) -> Result<u64> {
-        match self
-            .execute(Some(actor), Op::MarkRead(MarkRead { user, ids }))
-            .await?
-        {
-            Outcome::Count(n) => Ok(n),
-            _ => Err(Error::internal("expected a count")),
-        }
+        observed!("mark_read", (actor = %actor.user, %user) => {
+            match self
+                .execute(Some(actor), Op::MarkRead(MarkRead { user, ids }))
+                .await?
+            {
+                Outcome::Count(n) => Ok(n),
+                _ => Err(Error::internal("expected a count")),
+            }
+        })
     }
 
     /// The event feed after `after` (0 for the beginning), oldest first, for a host's
     /// delivery worker (ADMIN+). Deliver, then remember the last id: at least once.
     pub async fn events(&self, actor: &Actor, after: i64, limit: u32) -> Result<Vec<Event>> {
-        authorize(actor, Action::ReadEvents)?;
-        let limit = page_limit(limit, EVENTS_PAGE_MAX)?;
-        self.store.events(after.max(0), limit).await
+        observed!("events", (actor = %actor.user, after, limit) => {
+            authorize(actor, Action::ReadEvents)?;
+            let limit = page_limit(limit, EVENTS_PAGE_MAX)?;
+            self.store.events(after.max(0), limit).await
+        })
     }
 
     /// Fails pending top-ups and expires holds past their time (at most `max`, up to 1,000),
     /// returning how many. Hosts call this periodically (ADMIN+); lapsed holds of a wallet are
     /// also released whenever money next leaves it.
     pub async fn expire_due(&self, actor: &Actor, max: u32) -> Result<u64> {
-        match self.execute(Some(actor), Op::ExpireDue(max)).await? {
-            Outcome::Count(n) => Ok(n),
-            _ => Err(Error::internal("expected a count")),
-        }
+        observed!("expire_due", (actor = %actor.user, max) => {
+            match self.execute(Some(actor), Op::ExpireDue(max)).await? {
+                Outcome::Count(n) => Ok(n),
+                _ => Err(Error::internal("expected a count")),
+            }
+        })
     }
 
     fn check_range(since: Timestamp, until: Timestamp) -> Result<()> {
@@ -617,19 +645,22 @@ impl<S: Store> Ledger<S> {
         since: Timestamp,
         until: Timestamp,
     ) -> Result<Statement> {
-        Self::check_range(since, until)?;
-        let w = self.readable_wallet(actor, wallet.into()).await?;
-        let range = self
-            .store
-            .entries_between(w.record.id, since, until, STATEMENT_LINES_MAX)
-            .await?;
-        Statement::from_range(
-            crate::ids::WalletNumber::of(w.record.id),
-            since,
-            until,
-            w.record.currency,
-            range,
-        )
+        let wallet = wallet.into();
+        observed!("statement", (actor = %actor.user, wallet = %wallet.id()) => {
+            Self::check_range(since, until)?;
+            let w = self.readable_wallet(actor, wallet).await?;
+            let range = self
+                .store
+                .entries_between(w.record.id, since, until, STATEMENT_LINES_MAX)
+                .await?;
+            Statement::from_range(
+                crate::ids::WalletNumber::of(w.record.id),
+                since,
+                until,
+                w.record.currency,
+                range,
+            )
+        })
     }
 
     /// Lines of a wallet whose description contains `text` (case-insensitive), newest first.
@@ -641,15 +672,19 @@ impl<S: Store> Ledger<S> {
         after: Option<HistoryCursor>,
         limit: u32,
     ) -> Result<HistoryPage> {
-        let needle = SearchText::new(text)?;
-        let limit = page_limit(limit, HISTORY_PAGE_MAX)?;
-        let w = self.readable_wallet(actor, wallet.into()).await?;
-        if after.is_some_and(|c| c.wallet() != w.record.id) {
-            return Err(Error::InvalidCursor);
-        }
-        self.store
-            .search(w.record.id, needle, after.map(|c| c.seq()), limit)
-            .await
+        let wallet = wallet.into();
+        // The search text is the caller's own words: not in the span.
+        observed!("search", (actor = %actor.user, wallet = %wallet.id()) => {
+            let needle = SearchText::new(text)?;
+            let limit = page_limit(limit, HISTORY_PAGE_MAX)?;
+            let w = self.readable_wallet(actor, wallet).await?;
+            if after.is_some_and(|c| c.wallet() != w.record.id) {
+                return Err(Error::InvalidCursor);
+            }
+            self.store
+                .search(w.record.id, needle, after.map(|c| c.seq()), limit)
+                .await
+        })
     }
 
     /// Totals per kind per day or month of a wallet over `[since, until)`, in the configured
@@ -662,18 +697,21 @@ impl<S: Store> Ledger<S> {
         until: Timestamp,
         granularity: Granularity,
     ) -> Result<Vec<SpendingBucket>> {
-        Self::check_range(since, until)?;
-        let w = self.readable_wallet(actor, wallet.into()).await?;
-        let range = self
-            .store
-            .entries_between(w.record.id, since, until, ANALYTICS_ENTRIES_MAX)
-            .await?;
-        crate::reports::analytics(
-            &range,
-            self.config.time_zone(),
-            granularity,
-            w.record.currency,
-        )
+        let wallet = wallet.into();
+        observed!("analytics", (actor = %actor.user, wallet = %wallet.id()) => {
+            Self::check_range(since, until)?;
+            let w = self.readable_wallet(actor, wallet).await?;
+            let range = self
+                .store
+                .entries_between(w.record.id, since, until, ANALYTICS_ENTRIES_MAX)
+                .await?;
+            crate::reports::analytics(
+                &range,
+                self.config.time_zone(),
+                granularity,
+                w.record.currency,
+            )
+        })
     }
 
     /// A wallet's balance at a point in time (after every entry posted before `at`).
@@ -683,11 +721,14 @@ impl<S: Store> Ledger<S> {
         wallet: impl Into<WalletRef>,
         at: Timestamp,
     ) -> Result<Money> {
-        let w = self.readable_wallet(actor, wallet.into()).await?;
-        let range = self
-            .store
-            .entries_between(w.record.id, at, at.plus_micros(1), 0)
-            .await?;
-        Ok(Money::from_minor(range.opening_minor, w.record.currency))
+        let wallet = wallet.into();
+        observed!("balance_at", (actor = %actor.user, wallet = %wallet.id()) => {
+            let w = self.readable_wallet(actor, wallet).await?;
+            let range = self
+                .store
+                .entries_between(w.record.id, at, at.plus_micros(1), 0)
+                .await?;
+            Ok(Money::from_minor(range.opening_minor, w.record.currency))
+        })
     }
 }

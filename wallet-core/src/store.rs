@@ -15,6 +15,7 @@ use crate::audit::{AuditEntry, AuditQuery};
 use crate::command::Command;
 use crate::currency::CurrencyCode;
 use crate::error::Result;
+use crate::health::Health;
 use crate::history::{HistoryFilter, HistoryPage};
 use crate::identity::{Email, UserRecord, Username};
 use crate::ids::{TransactionId, UserId, WalletId};
@@ -64,6 +65,11 @@ pub type AuditPage = crate::admin::Page<AuditEntry, i64>;
 ///
 /// Implementations are cheap to clone handles, safe to call from many tasks at once.
 pub trait Store: Send + Sync + 'static {
+    /// The store's health (see [`crate::health`]): one tiny query and what the store keeps in
+    /// memory, never a table scan. An unreachable or closed store answers with
+    /// `reachable: false` rather than failing.
+    fn health(&self) -> impl Future<Output = Health> + Send;
+
     /// Applies one command atomically and durably.
     fn execute(&self, command: Command) -> impl Future<Output = Result<Outcome>> + Send;
 

@@ -3,8 +3,6 @@
 
 use std::sync::Arc;
 
-use tracing::Instrument;
-
 use crate::actor::{Action, Actor, Role, authorize};
 use crate::admin::{
     Dashboard, Period, TransactionPage, TransactionQuery, UserPage, UserQuery, WalletPage,
@@ -26,6 +24,7 @@ use crate::identity::{
 };
 use crate::ids::UserId;
 use crate::ledger::Ledger;
+use crate::observe::observed;
 use crate::payment_method::{
     NewPaymentMethod, PaymentMethod, PaymentMethodId, PaymentMethodStatus,
 };
@@ -184,16 +183,12 @@ impl<S: Store> Ledger<S> {
     /// Creates the first SUPERUSER. Works only while no active SUPERUSER exists
     /// ([`Error::AlreadyBootstrapped`] afterwards): there are no default accounts.
     pub async fn bootstrap(&self, req: RegisterRequest) -> Result<User> {
-        self.create_user(req, true)
-            .instrument(tracing::info_span!("bootstrap"))
-            .await
+        observed!("bootstrap" => self.create_user(req, true).await)
     }
 
     /// Registers a customer: role USER, KYC PENDING, active.
     pub async fn register(&self, req: RegisterRequest) -> Result<User> {
-        self.create_user(req, false)
-            .instrument(tracing::info_span!("register"))
-            .await
+        observed!("register" => self.create_user(req, false).await)
     }
 
     async fn audit_login(
@@ -218,8 +213,7 @@ impl<S: Store> Ledger<S> {
     /// timing. Repeated failures for one account are throttled ([`Error::RateLimited`]). A
     /// password hash made with older parameters is upgraded here.
     pub async fn login(&self, login: &str, password: Password) -> Result<Session> {
-        let span = tracing::info_span!("login");
-        async {
+        observed!("login" => {
             let tokens = self.tokens()?;
             let now = self.clock.now();
             let login = login.trim();
@@ -288,9 +282,7 @@ impl<S: Store> Ledger<S> {
                 user: record.to_user(),
                 expires_at: claims.expires_at,
             })
-        }
-        .instrument(span)
-        .await
+        })
     }
 
     /// Checks a session token and returns who it belongs to, with their current role.
@@ -299,13 +291,15 @@ impl<S: Store> Ledger<S> {
     /// one for another issuer or audience, and one issued before the user's sessions were
     /// revoked (password change, role change, deactivation, deletion, logout everywhere).
     pub async fn authenticate(&self, token: &str) -> Result<Actor> {
-        let claims = self.tokens()?.verify(token, self.clock.now())?;
-        let revoked = Error::InvalidToken { reason: "revoked" };
-        let record = self.store.user(claims.user).await?.ok_or(revoked.clone())?;
-        if record.is_deleted() || !record.active || record.token_version != claims.version {
-            return Err(revoked);
-        }
-        Ok(Actor::new(record.id, record.role))
+        observed!("authenticate" => {
+            let claims = self.tokens()?.verify(token, self.clock.now())?;
+            let revoked = Error::InvalidToken { reason: "revoked" };
+            let record = self.store.user(claims.user).await?.ok_or(revoked.clone())?;
+            if record.is_deleted() || !record.active || record.token_version != claims.version {
+                return Err(revoked);
+            }
+            Ok(Actor::new(record.id, record.role))
+        })
     }
 
     async fn update_user(&self, actor: &Actor, user: UserId, change: UserChange) -> Result<User> {
@@ -315,9 +309,11 @@ impl<S: Store> Ledger<S> {
 
     /// A user's profile (their own, or any for ADMIN+).
     pub async fn user(&self, actor: &Actor, id: UserId) -> Result<User> {
-        authorize(actor, Action::ReadUser { target: id })?;
-        let record = self.store.user(id).await?.ok_or(Error::UserNotFound)?;
-        Ok(record.to_user())
+        observed!("user", (actor = %actor.user, user = %id) => {
+            authorize(actor, Action::ReadUser { target: id })?;
+            let record = self.store.user(id).await?.ok_or(Error::UserNotFound)?;
+            Ok(record.to_user())
+        })
     }
 
     /// Changes profile fields. Role, KYC status and the active flag are not profile fields:
@@ -328,20 +324,20 @@ impl<S: Store> Ledger<S> {
         id: UserId,
         update: ProfileUpdate,
     ) -> Result<User> {
-        let change = ProfileChange {
-            email: update.email.as_deref().map(Email::new).transpose()?,
-            full_name: update.full_name.as_deref().map(FullName::new).transpose()?,
-            phone: update.phone.as_deref().map(PhoneNumber::new).transpose()?,
-            national_id: match update.national_id {
-                None => None,
-                Some(None) => Some(None),
-                Some(Some(s)) if s.trim().is_empty() => Some(None),
-                Some(Some(s)) => Some(Some(NationalId::new(&s)?)),
-            },
-        };
-        self.update_user(actor, id, UserChange::Profile(change))
-            .instrument(tracing::info_span!("update_profile", actor = %actor.user, user = %id))
-            .await
+        observed!("update_profile", (actor = %actor.user, user = %id) => {
+            let change = ProfileChange {
+                email: update.email.as_deref().map(Email::new).transpose()?,
+                full_name: update.full_name.as_deref().map(FullName::new).transpose()?,
+                phone: update.phone.as_deref().map(PhoneNumber::new).transpose()?,
+                national_id: match update.national_id {
+                    None => None,
+                    Some(None) => Some(None),
+                    Some(Some(s)) if s.trim().is_empty() => Some(None),
+                    Some(Some(s)) => Some(Some(NationalId::new(&s)?)),
+                },
+            };
+            self.update_user(actor, id, UserChange::Profile(change)).await
+        })
     }
 
     /// Changes the actor's own password after checking the current one, and ends every
@@ -352,8 +348,7 @@ impl<S: Store> Ledger<S> {
         current: Password,
         new: Password,
     ) -> Result<User> {
-        let span = tracing::info_span!("change_password", actor = %actor.user);
-        async {
+        observed!("change_password", (actor = %actor.user) => {
             authorize(actor, Action::ChangePassword { target: actor.user })?;
             let record = self
                 .store
@@ -385,32 +380,31 @@ impl<S: Store> Ledger<S> {
             let hash = self.auth.pool.hash(new).await?;
             self.update_user(actor, actor.user, UserChange::Password { hash })
                 .await
-        }
-        .instrument(span)
-        .await
+        })
     }
 
     /// Ends every session of `user` (their own, or any for ADMIN+).
     pub async fn logout_everywhere(&self, actor: &Actor, user: UserId) -> Result<User> {
-        self.update_user(actor, user, UserChange::RevokeSessions)
-            .await
+        observed!("logout_everywhere", (actor = %actor.user, %user) => {
+            self.update_user(actor, user, UserChange::RevokeSessions).await
+        })
     }
 
     /// Changes a user's role (SUPERUSER; not one's own). Ends the user's sessions. The last
     /// active SUPERUSER cannot be demoted.
     pub async fn set_role(&self, actor: &Actor, user: UserId, role: Role) -> Result<User> {
-        self.update_user(actor, user, UserChange::Role(role))
-            .instrument(tracing::info_span!("set_role", actor = %actor.user, %user, %role))
-            .await
+        observed!("set_role", (actor = %actor.user, %user, %role) => {
+            self.update_user(actor, user, UserChange::Role(role)).await
+        })
     }
 
     /// Deactivates or reactivates a user (ADMIN+ for USERs, SUPERUSER for staff; not
     /// oneself). Deactivation ends the user's sessions. The last active SUPERUSER cannot be
     /// deactivated.
     pub async fn set_active(&self, actor: &Actor, user: UserId, active: bool) -> Result<User> {
-        self.update_user(actor, user, UserChange::Active(active))
-            .instrument(tracing::info_span!("set_active", actor = %actor.user, %user, active))
-            .await
+        observed!("set_active", (actor = %actor.user, %user, active) => {
+            self.update_user(actor, user, UserChange::Active(active)).await
+        })
     }
 
     /// Records a KYC decision (ADMIN+, not for oneself): PENDING to VERIFIED or REJECTED, or
@@ -422,38 +416,44 @@ impl<S: Store> Ledger<S> {
         status: KycStatus,
         reason: &str,
     ) -> Result<User> {
-        let reason = KycReason::new(reason)?;
-        self.update_user(actor, user, UserChange::Kyc { status, reason })
-            .instrument(tracing::info_span!("review_kyc", actor = %actor.user, %user, %status))
-            .await
+        observed!("review_kyc", (actor = %actor.user, %user, %status) => {
+            let reason = KycReason::new(reason)?;
+            self.update_user(actor, user, UserChange::Kyc { status, reason }).await
+        })
     }
 
     /// Deletes a user (SUPERUSER): every wallet must be empty; the wallets are closed, the
     /// personal data and password erased, the ledger kept.
     pub async fn delete_user(&self, actor: &Actor, user: UserId) -> Result<User> {
-        self.update_user(actor, user, UserChange::Delete)
-            .instrument(tracing::info_span!("delete_user", actor = %actor.user, %user))
-            .await
+        observed!("delete_user", (actor = %actor.user, %user) => {
+            self.update_user(actor, user, UserChange::Delete).await
+        })
     }
 
     /// The admin dashboard (ADMIN+), with volume over `period`.
     pub async fn dashboard(&self, actor: &Actor, period: Period) -> Result<Dashboard> {
-        authorize(actor, Action::AdminRead)?;
-        self.store.dashboard(period).await
+        observed!("dashboard", (actor = %actor.user) => {
+            authorize(actor, Action::AdminRead)?;
+            self.store.dashboard(period).await
+        })
     }
 
     /// Users matching `query`, newest first (ADMIN+).
     pub async fn list_users(&self, actor: &Actor, query: UserQuery) -> Result<UserPage> {
-        authorize(actor, Action::AdminRead)?;
-        check_page(query.limit, None, None)?;
-        self.store.users(query).await
+        observed!("list_users", (actor = %actor.user) => {
+            authorize(actor, Action::AdminRead)?;
+            check_page(query.limit, None, None)?;
+            self.store.users(query).await
+        })
     }
 
     /// Customer wallets matching `query`, newest first (ADMIN+).
     pub async fn list_wallets(&self, actor: &Actor, query: WalletQuery) -> Result<WalletPage> {
-        authorize(actor, Action::AdminRead)?;
-        check_page(query.limit, None, None)?;
-        self.store.list_wallets(query).await
+        observed!("list_wallets", (actor = %actor.user) => {
+            authorize(actor, Action::AdminRead)?;
+            check_page(query.limit, None, None)?;
+            self.store.list_wallets(query).await
+        })
     }
 
     /// Transactions matching `query`, newest first (ADMIN+).
@@ -462,9 +462,11 @@ impl<S: Store> Ledger<S> {
         actor: &Actor,
         query: TransactionQuery,
     ) -> Result<TransactionPage> {
-        authorize(actor, Action::AdminRead)?;
-        check_page(query.limit, query.since, query.until)?;
-        self.store.list_transactions(query).await
+        observed!("list_transactions", (actor = %actor.user) => {
+            authorize(actor, Action::AdminRead)?;
+            check_page(query.limit, query.since, query.until)?;
+            self.store.list_transactions(query).await
+        })
     }
 
     async fn method_op(&self, actor: &Actor, op: PaymentMethodOp) -> Result<Option<PaymentMethod>> {
@@ -487,10 +489,12 @@ impl<S: Store> Ledger<S> {
         owner: UserId,
         method: NewPaymentMethod,
     ) -> Result<PaymentMethod> {
-        let method = method.validate(self.clock.now())?;
-        self.method_op(actor, PaymentMethodOp::Add { owner, method })
-            .await?
-            .ok_or_else(|| Error::internal("no payment method returned"))
+        observed!("add_payment_method", (actor = %actor.user, %owner) => {
+            let method = method.validate(self.clock.now())?;
+            self.method_op(actor, PaymentMethodOp::Add { owner, method })
+                .await?
+                .ok_or_else(|| Error::internal("no payment method returned"))
+        })
     }
 
     /// A user's payment methods (their own, or any for ADMIN+), with expired cards shown as
@@ -500,13 +504,15 @@ impl<S: Store> Ledger<S> {
         actor: &Actor,
         owner: UserId,
     ) -> Result<Vec<PaymentMethod>> {
-        authorize(actor, Action::ReadPaymentMethods { owner })?;
-        let now = self.clock.now();
-        let mut methods = self.store.payment_methods_of(owner).await?;
-        for m in &mut methods {
-            m.status = m.effective_status(now);
-        }
-        Ok(methods)
+        observed!("payment_methods", (actor = %actor.user, %owner) => {
+            authorize(actor, Action::ReadPaymentMethods { owner })?;
+            let now = self.clock.now();
+            let mut methods = self.store.payment_methods_of(owner).await?;
+            for m in &mut methods {
+                m.status = m.effective_status(now);
+            }
+            Ok(methods)
+        })
     }
 
     async fn changed_method(&self, actor: &Actor, op: PaymentMethodOp) -> Result<PaymentMethod> {
@@ -521,8 +527,9 @@ impl<S: Store> Ledger<S> {
         actor: &Actor,
         id: PaymentMethodId,
     ) -> Result<PaymentMethod> {
-        self.changed_method(actor, PaymentMethodOp::SetDefault(id))
-            .await
+        observed!("set_default_payment_method", (actor = %actor.user, method = %id) => {
+            self.changed_method(actor, PaymentMethodOp::SetDefault(id)).await
+        })
     }
 
     /// Changes a method's status: ACTIVE and INACTIVE by the owner; into or out of BLOCKED by
@@ -533,8 +540,9 @@ impl<S: Store> Ledger<S> {
         id: PaymentMethodId,
         status: PaymentMethodStatus,
     ) -> Result<PaymentMethod> {
-        self.changed_method(actor, PaymentMethodOp::SetStatus(id, status))
-            .await
+        observed!("set_payment_method_status", (actor = %actor.user, method = %id, ?status) => {
+            self.changed_method(actor, PaymentMethodOp::SetStatus(id, status)).await
+        })
     }
 
     /// Marks a method verified (ADMIN+).
@@ -543,21 +551,24 @@ impl<S: Store> Ledger<S> {
         actor: &Actor,
         id: PaymentMethodId,
     ) -> Result<PaymentMethod> {
-        self.changed_method(actor, PaymentMethodOp::Verify(id))
-            .await
+        observed!("verify_payment_method", (actor = %actor.user, method = %id) => {
+            self.changed_method(actor, PaymentMethodOp::Verify(id)).await
+        })
     }
 
     /// Deletes a method (SUPERUSER).
     pub async fn delete_payment_method(&self, actor: &Actor, id: PaymentMethodId) -> Result<()> {
-        self.method_op(actor, PaymentMethodOp::Delete(id))
-            .await
-            .map(|_| ())
+        observed!("delete_payment_method", (actor = %actor.user, method = %id) => {
+            self.method_op(actor, PaymentMethodOp::Delete(id)).await.map(|_| ())
+        })
     }
 
     /// Audit log entries matching `query`, newest first (ADMIN+).
     pub async fn audit_log(&self, actor: &Actor, query: AuditQuery) -> Result<AuditPage> {
-        authorize(actor, Action::AdminRead)?;
-        query.validate()?;
-        self.store.audit_log(query).await
+        observed!("audit_log", (actor = %actor.user) => {
+            authorize(actor, Action::AdminRead)?;
+            query.validate()?;
+            self.store.audit_log(query).await
+        })
     }
 }

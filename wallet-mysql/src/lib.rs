@@ -25,6 +25,7 @@ use wallet_core::audit::AuditQuery;
 use wallet_core::command::Command;
 use wallet_core::currency::CurrencyCode;
 use wallet_core::decide::{LinkRecord, MerchantRecord, Spend};
+use wallet_core::health::{BackendHealth, Health};
 use wallet_core::history::{HistoryFilter, HistoryPage};
 use wallet_core::identity::UserRecord;
 use wallet_core::ids::{MerchantId, TransactionId, UserId, WalletId};
@@ -216,6 +217,8 @@ struct Inner {
     pool: MySqlPool,
     retries: u32,
     writer: writer::Shared,
+    /// When a command of this process last committed, in microseconds (0: never).
+    last_commit_micros: std::sync::atomic::AtomicI64,
     /// Kept alive as long as the store (see [`MySqlStore::with_guard`]).
     guard: Option<Box<dyn std::any::Any + Send + Sync>>,
 }
@@ -279,6 +282,7 @@ impl MySqlStore {
                 pool,
                 retries: options.retries,
                 writer: writer::Shared::default(),
+                last_commit_micros: std::sync::atomic::AtomicI64::new(0),
                 guard: None,
             }),
         })
@@ -424,14 +428,52 @@ impl wallet_core::portable::Portable for MySqlStore {
 }
 
 impl Store for MySqlStore {
+    async fn health(&self) -> Health {
+        let pool = &self.inner.pool;
+        let backend = BackendHealth::MySql {
+            connections: pool.size(),
+            idle: u32::try_from(pool.num_idle()).unwrap_or(u32::MAX),
+            connections_max: pool.options().get_max_connections(),
+        };
+        // One primary-key read: proves a connection can be had and the server answers.
+        let version: Result<Option<i64>> = async {
+            with_conn!(self, c => {
+                sqlx::query_scalar("SELECT version FROM wallet_schema WHERE id = 1")
+                    .fetch_optional(&mut *c)
+                    .await
+                    .map_err(map_sqlx)
+            })
+        }
+        .await;
+        let supported = schema::latest_version();
+        let last = self
+            .inner
+            .last_commit_micros
+            .load(std::sync::atomic::Ordering::Relaxed);
+        match version {
+            Ok(v) => Health::answered(v.unwrap_or(0), supported, backend),
+            Err(e) => Health::unreachable(&e, supported, backend),
+        }
+        .with_last_commit((last != 0).then(|| Timestamp::from_micros(last)))
+    }
+
     async fn execute(&self, command: Command) -> Result<Outcome> {
-        writer::execute(
+        let outcome = writer::execute(
             &self.inner.pool,
             &self.inner.writer,
             self.inner.retries,
             command,
         )
-        .await
+        .await;
+        if outcome.is_ok() {
+            // Wall-clock time, as the SQLite store's: the command's own `now` is the host's
+            // clock, which tests and simulations move at will.
+            self.inner.last_commit_micros.store(
+                wallet_core::Clock::now(&wallet_core::SystemClock).as_micros(),
+                std::sync::atomic::Ordering::Relaxed,
+            );
+        }
+        outcome
     }
 
     async fn wallet(&self, id: WalletId) -> Result<Option<WalletState>> {

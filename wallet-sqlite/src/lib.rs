@@ -34,6 +34,7 @@ use wallet_core::admin::{
 use wallet_core::audit::AuditQuery;
 use wallet_core::command::Command;
 use wallet_core::currency::CurrencyCode;
+use wallet_core::health::{BackendHealth, Health};
 use wallet_core::history::{HistoryFilter, HistoryPage};
 use wallet_core::identity::UserRecord;
 use wallet_core::ids::{TransactionId, UserId, WalletId};
@@ -567,6 +568,29 @@ fn spawn(name: String, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<(
 }
 
 impl Store for SqliteStore {
+    async fn health(&self) -> Health {
+        // `user_version` is in the database header: reading it touches no table, and running
+        // it as an ordinary read proves a reader (in memory: the writer) is serving.
+        let version = self
+            .read(|c| {
+                c.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))
+                    .map_err(map_sqlite)
+            })
+            .await;
+        let stats = self.writer_stats();
+        let backend = BackendHealth::Sqlite {
+            writer_queued: stats.queued,
+            writer_queue_capacity: self.inner.options.queue_depth,
+            commits: stats.commits,
+        };
+        let supported = schema::latest_version();
+        match version {
+            Ok(v) => Health::answered(v, supported, backend),
+            Err(e) => Health::unreachable(&e, supported, backend),
+        }
+        .with_last_commit(stats.last_commit)
+    }
+
     async fn execute(&self, command: Command) -> Result<Outcome> {
         let (tx, rx) = oneshot::channel();
         self.inner

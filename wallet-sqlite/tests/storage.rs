@@ -267,3 +267,21 @@ async fn writer_stats_count_group_commits() {
     assert_eq!((after.commits, after.commands, after.queued), (2, 2, 0));
     assert!(after.last_commit.is_some());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_store_reports_itself_unreachable() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = SqliteStore::open(dir.path().join("w.db"), Options::default()).unwrap();
+    let memory = SqliteStore::open_in_memory(Options::default()).unwrap();
+    for store in [file, memory] {
+        let open = wallet_core::Store::health(&store).await;
+        assert!(open.is_healthy(), "{open:?}");
+        store.close();
+        let closed = wallet_core::Store::health(&store).await;
+        assert!(!closed.reachable, "{closed:?}");
+        assert!(!closed.is_healthy());
+        assert_eq!(closed.problem, Some("store_closed"));
+        assert_eq!(closed.schema_version, None);
+        assert_eq!(closed.schema_supported, open.schema_supported);
+    }
+}

@@ -1329,3 +1329,56 @@ pub async fn concurrent_transfers_conserve_money<T: Store + Clone>(store: T) {
     assert_eq!(total, d("800"));
     f.assert_verified().await;
 }
+
+pub async fn health_reports_reachability_schema_and_commits<T: Store + Clone>(store: T) {
+    use crate::health::BackendHealth;
+    use crate::time::{Clock, SystemClock};
+
+    let fresh = store.health().await;
+    assert!(fresh.is_healthy(), "{fresh:?}");
+    assert!(fresh.reachable);
+    assert!(fresh.schema_supported > 0);
+    assert_eq!(fresh.schema_version, Some(fresh.schema_supported));
+    assert_eq!(fresh.last_commit, None, "nothing was written yet");
+    assert_eq!(fresh.problem, None);
+
+    let f = Fixture::new(store).await;
+    let alice = f.user().await;
+    let w = f.wallet(&alice, "USD").await;
+    let before = SystemClock.now();
+    f.ledger
+        .deposit(&alice, DepositRequest::new(w.id, d("5"), f.key()))
+        .await
+        .unwrap();
+    let after = SystemClock.now();
+    let h = f.ledger.health().await;
+    assert!(h.is_healthy(), "{h:?}");
+    let last = h.last_commit.expect("a commit was made");
+    assert!(
+        before <= last && last <= after,
+        "last commit {last} outside [{before}, {after}]"
+    );
+    match h.backend {
+        BackendHealth::Sqlite {
+            writer_queued,
+            writer_queue_capacity,
+            commits,
+        } => {
+            // Nothing is being written now: the queue is empty; every write above committed.
+            assert_eq!(writer_queued, 0);
+            assert!(writer_queue_capacity >= 1);
+            assert!(commits >= 5, "{commits} commits");
+        }
+        BackendHealth::MySql {
+            connections,
+            idle,
+            connections_max,
+        } => {
+            assert!(
+                connections >= 1,
+                "the health check itself used a connection"
+            );
+            assert!(idle <= connections && connections <= connections_max);
+        }
+    }
+}

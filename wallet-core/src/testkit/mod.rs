@@ -285,6 +285,7 @@ macro_rules! conformance_suite {
             clock_stepping_back_keeps_entries_ordered,
             amount_bounds_are_configurable,
             verify_requires_admin_and_passes,
+            health_reports_reachability_schema_and_commits,
             concurrent_transfers_conserve_money,
             bootstrap_works_once,
             registration_validates_and_normalizes,
