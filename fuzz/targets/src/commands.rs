@@ -45,8 +45,14 @@ fn config(choice: u8) -> Config {
         0 => base,
         // No limits to speak of, fees on transfers and top-ups.
         1 => {
-            let transfer = FeeRule::new(d("0.05"), d("1.5"), d("0.01"), Some(d("7")), Rounding::HalfEven)
-                .unwrap_or_else(|e| panic!("fee: {e:?}"));
+            let transfer = FeeRule::new(
+                d("0.05"),
+                d("1.5"),
+                d("0.01"),
+                Some(d("7")),
+                Rounding::HalfEven,
+            )
+            .unwrap_or_else(|e| panic!("fee: {e:?}"));
             let top_up = FeeRule::new(d("0"), d("2"), d("0"), None, Rounding::Up)
                 .unwrap_or_else(|e| panic!("fee: {e:?}"));
             ok(base.with_default_limits(unlimited())).with_fees(
@@ -215,7 +221,11 @@ async fn step(w: &mut World, input: &mut Input<'_>) {
             } else {
                 w.actor(input).user
             };
-            let kind = input.pick(&[WalletKind::Personal, WalletKind::Business, WalletKind::Savings]);
+            let kind = input.pick(&[
+                WalletKind::Personal,
+                WalletKind::Business,
+                WalletKind::Savings,
+            ]);
             let currency = input.pick(&["USD", "JPY", "usd", "BHD", "XXX1", ""]);
             let req = wallet_core::OpenWalletRequest::new(owner, kind, currency);
             if let Some(wallet) = w.seen("open_wallet", l.open_wallet(&actor, req).await) {
@@ -325,7 +335,10 @@ async fn step(w: &mut World, input: &mut Input<'_>) {
         10 => {
             let wallet = w.wallet(input);
             let name = format!("shop {}", input.u8());
-            if let Some(m) = w.seen("register_merchant", l.register_merchant(&actor, wallet, &name).await) {
+            if let Some(m) = w.seen(
+                "register_merchant",
+                l.register_merchant(&actor, wallet, &name).await,
+            ) {
                 w.merchants.push(m.id);
             }
         }
@@ -348,7 +361,12 @@ async fn step(w: &mut World, input: &mut Input<'_>) {
                 from: w.wallet(input),
                 to: w.wallet(input),
                 rate: input.pick(&[d("150"), d("0.0066666667"), d("151"), d("1"), Decimal::ZERO]),
-                rounding: input.pick(&[Rounding::HalfUp, Rounding::HalfEven, Rounding::Down, Rounding::Up]),
+                rounding: input.pick(&[
+                    Rounding::HalfUp,
+                    Rounding::HalfEven,
+                    Rounding::Down,
+                    Rounding::Up,
+                ]),
                 details: w.details(input),
             };
             let r = l.exchange(&actor, req).await;
@@ -389,12 +407,15 @@ async fn step(w: &mut World, input: &mut Input<'_>) {
                 ops.push(op);
             }
             if let Some(receipts) = w.seen("batch", l.batch(&actor, ops).await) {
-                w.transactions.extend(receipts.iter().map(|r| r.transaction.reference));
+                w.transactions
+                    .extend(receipts.iter().map(|r| r.transaction.reference));
             }
         }
         14 => {
             let wallet = w.wallet(input);
-            let limits = input.bool().then(|| (amount(input), amount(input), amount(input)));
+            let limits = input
+                .bool()
+                .then(|| (amount(input), amount(input), amount(input)));
             w.seen("set_limits", l.set_limits(&actor, wallet, limits).await);
         }
         15 => {
@@ -431,28 +452,44 @@ async fn step(w: &mut World, input: &mut Input<'_>) {
         18 => {
             let wallet = w.wallet(input);
             let status = input.pick(WalletStatus::ALL);
-            w.seen("set_wallet_status", l.set_wallet_status(&actor, wallet, status).await);
+            w.seen(
+                "set_wallet_status",
+                l.set_wallet_status(&actor, wallet, status).await,
+            );
         }
         19 => {
             let target = w.actor(input).user;
-            w.seen("set_active", l.set_active(&actor, target, input.bool()).await);
+            w.seen(
+                "set_active",
+                l.set_active(&actor, target, input.bool()).await,
+            );
         }
         20 => {
             let target = w.actor(input).user;
             let status = input.pick(KycStatus::ALL);
-            w.seen("review_kyc", l.review_kyc(&actor, target, status, "fuzz").await);
+            w.seen(
+                "review_kyc",
+                l.review_kyc(&actor, target, status, "fuzz").await,
+            );
         }
         21 => {
             let micros = i64::from(input.u32()) * i64::from(input.u8() % 64 + 1);
             w.f.clock.advance_micros(micros);
         }
         22 => {
-            w.seen("expire_due", l.expire_due(&actor, u32::from(input.u8())).await);
+            w.seen(
+                "expire_due",
+                l.expire_due(&actor, u32::from(input.u8())).await,
+            );
         }
         23 => {
             let target = w.actor(input).user;
             w.seen("mark_read", l.mark_read(&actor, target, None).await);
-            w.seen("notifications", l.notifications(&actor, target, input.bool(), None, 10).await);
+            w.seen(
+                "notifications",
+                l.notifications(&actor, target, input.bool(), None, 10)
+                    .await,
+            );
         }
         24 => {
             let owner = w.actor(input).user;
@@ -476,13 +513,19 @@ async fn step(w: &mut World, input: &mut Input<'_>) {
                 nickname: None,
                 make_default: input.bool(),
             };
-            if let Some(m) = w.seen("add_payment_method", l.add_payment_method(&actor, owner, method).await) {
+            if let Some(m) = w.seen(
+                "add_payment_method",
+                l.add_payment_method(&actor, owner, method).await,
+            ) {
                 w.methods.push(m.id);
             }
             if !w.methods.is_empty() {
                 let id = w.methods[input.index(w.methods.len())];
                 let status = input.pick(PaymentMethodStatus::ALL);
-                w.seen("set_payment_method_status", l.set_payment_method_status(&actor, id, status).await);
+                w.seen(
+                    "set_payment_method_status",
+                    l.set_payment_method_status(&actor, id, status).await,
+                );
             }
         }
         25 => {
@@ -509,24 +552,29 @@ async fn step(w: &mut World, input: &mut Input<'_>) {
 
 /// The ledger verifies and every customer wallet is sound.
 async fn check(w: &World) {
-    let report = w
-        .f
-        .ledger
-        .verify(&w.f.admin)
-        .await
-        .unwrap_or_else(|e| panic!("verify: {e:?}"));
+    let report =
+        w.f.ledger
+            .verify(&w.f.admin)
+            .await
+            .unwrap_or_else(|e| panic!("verify: {e:?}"));
     assert!(report.is_ok(), "ledger inconsistent: {report:#?}");
     for wallet in &w.wallets {
-        let now = w
-            .f
-            .ledger
-            .wallet(&w.f.admin, wallet.id)
-            .await
-            .unwrap_or_else(|e| panic!("wallet: {e:?}"));
+        let now =
+            w.f.ledger
+                .wallet(&w.f.admin, wallet.id)
+                .await
+                .unwrap_or_else(|e| panic!("wallet: {e:?}"));
         assert!(now.balance.minor() >= 0, "negative balance: {now:?}");
         assert!(now.held.minor() >= 0, "negative hold: {now:?}");
-        assert!(now.held.minor() <= now.balance.minor(), "held beyond balance: {now:?}");
-        assert_eq!(now.available.minor(), now.balance.minor() - now.held.minor(), "{now:?}");
+        assert!(
+            now.held.minor() <= now.balance.minor(),
+            "held beyond balance: {now:?}"
+        );
+        assert_eq!(
+            now.available.minor(),
+            now.balance.minor() - now.held.minor(),
+            "{now:?}"
+        );
     }
     assert!(w.refusals <= w.calls);
 }

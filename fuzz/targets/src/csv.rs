@@ -58,7 +58,9 @@ fn read(text: &str) -> Option<Vec<Vec<String>>> {
 
 fn plain_number(text: &str) -> bool {
     let digits = text.strip_prefix('-').unwrap_or(text);
-    let (int, frac) = digits.split_once('.').map_or((digits, None), |(i, f)| (i, Some(f)));
+    let (int, frac) = digits
+        .split_once('.')
+        .map_or((digits, None), |(i, f)| (i, Some(f)));
     let all = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     all(int) && frac.is_none_or(all)
 }

@@ -88,17 +88,16 @@ fn build() -> Ledger {
                     back.details = with(back.details);
                     let back = ok(l.transfer(&bob, back).await);
                     // Alice refunds part of what Bob sent her.
-                    ok(l
-                        .refund(
-                            &alice,
-                            RefundRequest {
-                                transaction: back.transaction.reference,
-                                amount: Some(d("0.10")),
-                                description: text.map(str::to_owned),
-                                idempotency_key: f.key(),
-                            },
-                        )
-                        .await);
+                    ok(l.refund(
+                        &alice,
+                        RefundRequest {
+                            transaction: back.transaction.reference,
+                            amount: Some(d("0.10")),
+                            description: text.map(str::to_owned),
+                            idempotency_key: f.key(),
+                        },
+                    )
+                    .await);
                 }
                 1 => {
                     let mut w = WithdrawRequest::new(a.id, d("2"), f.key());
@@ -125,20 +124,20 @@ fn build() -> Ledger {
                     }
                 }
                 _ => {
-                    ok(l
-                        .refund(
-                            &bob,
-                            RefundRequest {
-                                transaction: paid.transaction.reference,
-                                amount: None,
-                                description: None,
-                                idempotency_key: f.key(),
-                            },
-                        )
-                        .await);
+                    ok(l.refund(
+                        &bob,
+                        RefundRequest {
+                            transaction: paid.transaction.reference,
+                            amount: None,
+                            description: None,
+                            idempotency_key: f.key(),
+                        },
+                    )
+                    .await);
                 }
             }
-            f.clock.advance_micros(3_600_000_000 * i64::try_from(i % 5).unwrap_or(1));
+            f.clock
+                .advance_micros(3_600_000_000 * i64::try_from(i % 5).unwrap_or(1));
         }
         f.assert_verified().await;
         (f, alice, [a, b])
@@ -337,13 +336,20 @@ fn search(
     let text = match input.u8() % 3 {
         0 => input
             .pick(&DESCRIPTIONS)
-            .map(|t| t.chars().skip(usize::from(input.u8() % 4)).take(4).collect())
+            .map(|t| {
+                t.chars()
+                    .skip(usize::from(input.u8() % 4))
+                    .take(4)
+                    .collect()
+            })
             .unwrap_or_default(),
         _ => input.text(120),
     };
-    let answer = fx
-        .runtime
-        .block_on(fx.fixture.ledger.search(&actor, wallet, &text, after, limit));
+    let answer = fx.runtime.block_on(
+        fx.fixture
+            .ledger
+            .search(&actor, wallet, &text, after, limit),
+    );
     let needle = SearchText::new(&text);
     let page = match answer {
         Ok(page) => page,
@@ -364,12 +370,23 @@ fn search(
     };
     let below: Vec<&HistoryLine> = lines
         .iter()
-        .filter(|l| l.description.as_ref().is_some_and(|d| needle.matches(d.as_str())))
+        .filter(|l| {
+            l.description
+                .as_ref()
+                .is_some_and(|d| needle.matches(d.as_str()))
+        })
         .filter(|l| after.is_none_or(|c| l.seq < c.seq()))
         .collect();
     let want = usize::try_from(limit).unwrap_or(usize::MAX);
     let expected: Vec<&HistoryLine> = below.iter().copied().take(want).collect();
     let got: Vec<&HistoryLine> = page.lines.iter().collect();
-    assert_eq!(got, expected, "search {text:?} after {after:?} limit {limit}");
-    assert_eq!(page.next.is_some(), below.len() > want, "next of search {text:?}");
+    assert_eq!(
+        got, expected,
+        "search {text:?} after {after:?} limit {limit}"
+    );
+    assert_eq!(
+        page.next.is_some(),
+        below.len() > want,
+        "next of search {text:?}"
+    );
 }

@@ -172,7 +172,9 @@ fn claims(input: &mut Input<'_>, now: Timestamp) {
     };
     let role = match input.u8() % 5 {
         4 => input.text(12),
-        i => Role::ALL[usize::from(i) % Role::ALL.len()].as_str().to_owned(),
+        i => Role::ALL[usize::from(i) % Role::ALL.len()]
+            .as_str()
+            .to_owned(),
     };
     let base = now.as_micros().div_euclid(1_000_000);
     let time = |input: &mut Input<'_>| match input.u8() % 3 {
@@ -191,7 +193,10 @@ fn claims(input: &mut Input<'_>, now: Timestamp) {
         "exp": exp,
         "jti": "00112233445566778899aabbccddeeff",
     });
-    let token = sign(br#"{"alg":"HS256","typ":"JWT"}"#, claims.to_string().as_bytes());
+    let token = sign(
+        br#"{"alg":"HS256","typ":"JWT"}"#,
+        claims.to_string().as_bytes(),
+    );
     let now_micros = i128::from(now.as_micros());
     let leeway = i128::from(LEEWAY_SECS) * MICROS_PER_SEC;
     let micros = |s: i64| i128::from(s) * MICROS_PER_SEC;
@@ -202,9 +207,10 @@ fn claims(input: &mut Input<'_>, now: Timestamp) {
         && now_micros < micros(exp) + leeway
         && now_micros + leeway >= micros(nbf)
         && now_micros + leeway >= micros(iat);
-    let well_typed =
-        sub.parse::<i64>().is_ok_and(|n| n > 0 && n.to_string() == sub)
-            && Role::ALL.iter().any(|r| r.as_str() == role);
+    let well_typed = sub
+        .parse::<i64>()
+        .is_ok_and(|n| n > 0 && n.to_string() == sub)
+        && Role::ALL.iter().any(|r| r.as_str() == role);
     match check(&token, now, None) {
         Ok(v) => {
             assert!(in_window, "accepted outside its window: {claims}");

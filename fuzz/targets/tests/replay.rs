@@ -23,7 +23,11 @@ fn replay(target: &str) {
         .map(|(_, run)| *run)
         .unwrap_or_else(|| panic!("no target {target}"));
     let files = corpus(target);
-    assert!(files.len() >= 5, "corpus of {target} has {} files", files.len());
+    assert!(
+        files.len() >= 5,
+        "corpus of {target} has {} files",
+        files.len()
+    );
     for file in files {
         let data = std::fs::read(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         // A panic names the file, so a failure is reproducible with `cargo fuzz run <target> <file>`.
@@ -35,7 +39,10 @@ fn replay(target: &str) {
 #[test]
 fn every_target_has_a_test() {
     let names: Vec<&str> = wallet_fuzz::TARGETS.iter().map(|(n, _)| *n).collect();
-    assert_eq!(names, ["amount", "jwt", "history", "import", "csv", "commands"]);
+    assert_eq!(
+        names,
+        ["amount", "jwt", "history", "import", "csv", "commands"]
+    );
 }
 
 #[test]
