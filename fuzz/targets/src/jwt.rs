@@ -207,10 +207,15 @@ fn claims(input: &mut Input<'_>, now: Timestamp) {
         && now_micros < micros(exp) + leeway
         && now_micros + leeway >= micros(nbf)
         && now_micros + leeway >= micros(iat);
+    // JWT NumericDates the verifier reads are seconds since 1970, so a date before it is
+    // ill-formed (the issuer never writes one).
     let well_typed = sub
         .parse::<i64>()
         .is_ok_and(|n| n > 0 && n.to_string() == sub)
-        && Role::ALL.iter().any(|r| r.as_str() == role);
+        && Role::ALL.iter().any(|r| r.as_str() == role)
+        && iat >= 0
+        && nbf >= 0
+        && exp >= 0;
     match check(&token, now, None) {
         Ok(v) => {
             assert!(in_window, "accepted outside its window: {claims}");
