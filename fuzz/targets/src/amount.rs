@@ -49,10 +49,10 @@ pub fn amount(data: &[u8]) {
         assert_eq!(m.to_string().parse::<Money>(), Ok(m), "{text:?}");
     }
     // The first line as an amount, the rest as a currency: the fuzzer finds both halves.
-    if let Some((a, c)) = text.split_once('\n') {
-        if let (Ok(amount), Ok(currency)) = (parse_amount(a), Currency::iso(c)) {
-            convert(amount, currency);
-        }
+    if let Some((a, c)) = text.split_once('\n')
+        && let (Ok(amount), Ok(currency)) = (parse_amount(a), Currency::iso(c))
+    {
+        convert(amount, currency);
     }
 }
 

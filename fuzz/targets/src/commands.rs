@@ -109,7 +109,7 @@ impl World {
 
     /// A fresh key, or (one time in eight) one used before: a replay or a conflict.
     fn key(&mut self, input: &mut Input<'_>) -> String {
-        if input.u8() % 8 == 0 && !self.keys.is_empty() {
+        if input.u8().is_multiple_of(8) && !self.keys.is_empty() {
             return self.keys[input.index(self.keys.len())].clone();
         }
         let key = format!("k{}", self.keys.len());
@@ -162,7 +162,7 @@ fn amount(input: &mut Input<'_>) -> Decimal {
     }
 }
 
-/// Runs a sequence of up to [`STEPS_MAX`] service calls decoded from the input on a fresh
+/// Runs a sequence of up to 48 service calls decoded from the input on a fresh
 /// in-memory SQLite store: opening wallets, top-ups (immediate and pending, with gateway
 /// callbacks), withdrawals, transfers, holds with captures and voids, refunds, merchants and
 /// their payments, exchanges, batches, limits, payment links, wallet statuses, user
@@ -530,7 +530,7 @@ async fn step(w: &mut World, input: &mut Input<'_>) {
         }
         25 => {
             // Rare: deleting a user closes their wallets.
-            if input.u8() % 4 == 0 {
+            if input.u8().is_multiple_of(4) {
                 let target = w.actor(input).user;
                 w.seen("delete_user", l.delete_user(&actor, target).await);
             }
@@ -539,7 +539,7 @@ async fn step(w: &mut World, input: &mut Input<'_>) {
             if w.actors.len() < 5 + USERS_MAX {
                 let name = format!("extra{}", w.actors.len());
                 let mut req = wallet_core::testkit::registration(&name);
-                if input.u8() % 4 == 0 {
+                if input.u8().is_multiple_of(4) {
                     req.phone = input.text(20);
                 }
                 if let Some(user) = w.seen("register", l.register(req).await) {

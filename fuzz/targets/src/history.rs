@@ -235,7 +235,7 @@ pub fn history(data: &[u8]) {
         }
     };
     let limit = u32::from(input.u8());
-    if input.u8() % 4 == 0 {
+    if input.u8().is_multiple_of(4) {
         search(fx, &mut input, actor, wallet, readable, lines, after, limit);
         return;
     }

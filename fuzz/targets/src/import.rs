@@ -45,11 +45,10 @@ async fn export(store: &SqliteStore) -> Vec<u8> {
         .export(out.clone())
         .await
         .unwrap_or_else(|e| panic!("export: {e:?}"));
-    let bytes = match out.0.lock() {
+    match out.0.lock() {
         Ok(v) => v.clone(),
         Err(_) => panic!("export buffer poisoned"),
-    };
-    bytes
+    }
 }
 
 /// Every row of a file, by table name; or the reader's refusal.

@@ -141,7 +141,7 @@ fn check(
 
 fn tampered(input: &mut Input<'_>, now: Timestamp) {
     let user = UserId::new(i64::from(input.u16()) + 1).unwrap_or_else(|e| panic!("{e:?}"));
-    let role = input.pick(&Role::ALL);
+    let role = input.pick(Role::ALL);
     let version = input.u32();
     let issued_at = wallet_core::testkit::START;
     let (token, _) = issuer()

@@ -33,8 +33,11 @@ pub use history::history;
 pub use import::import;
 pub use jwt::jwt;
 
+/// A target's body: it panics on a defect.
+pub type Target = fn(&[u8]);
+
 /// Every target, by the name of its corpus directory (`fuzz/corpus/<name>/`).
-pub const TARGETS: [(&str, fn(&[u8])); 6] = [
+pub const TARGETS: [(&str, Target); 6] = [
     ("amount", amount),
     ("jwt", jwt),
     ("history", history),
