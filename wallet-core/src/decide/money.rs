@@ -763,6 +763,16 @@ pub(super) fn refund(cmd: &Command, r: &Refund, state: &State) -> Result<Decisio
         .transaction
         .as_ref()
         .ok_or(Error::TransactionNotFound)?;
+    // Someone who took no part in a transaction learns nothing about it (whether it is
+    // pending, a hold, an exchange or a refund) from the reason a refund is refused: only a
+    // SUPERUSER may refund what is not theirs.
+    let party = original
+        .legs
+        .iter()
+        .any(|(w, _)| owner_of(state, Some(*w)) == Some(actor.user));
+    if !party {
+        authorize(&actor, Action::Refund { payee: None })?;
+    }
     let book = Book::new(state);
     // The fee leg, and the two principal legs: where the money came from and went to.
     let fee_revenue = original

@@ -15,6 +15,7 @@
 // A test kit: a failed expectation must fail the test, so unwrapping and panicking is the point.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+pub mod adversarial_cases;
 pub mod cases;
 pub mod identity_cases;
 pub mod model;
