@@ -50,7 +50,11 @@ pub(crate) async fn run<T>(
     work: impl Future<Output = Result<T>>,
 ) -> Result<T> {
     let started = Instant::now();
-    let result = work.instrument(span.clone()).await;
+    // On the heap: an operation's state machine (its store calls inlined) is large, and a host
+    // awaiting many operations in one async fn would otherwise carry the largest of them in
+    // its own future, which overflowed a 2 MiB test thread's stack in debug builds. One
+    // allocation per operation is nothing beside its database work.
+    let result = Box::pin(work.instrument(span.clone())).await;
     let seconds = started.elapsed().as_secs_f64();
     let outcome = match &result {
         Ok(_) => OUTCOME_OK,
