@@ -159,19 +159,7 @@ async fn export_snapshot(conn: &mut MySqlConnection, out: impl Write) -> Result<
                 .fetch(&mut *conn);
                 while let Some(row) = rows.try_next().await.map_err(map_sqlx)? {
                     let n = payments::notification_of(row)?;
-                    writer.row(
-                        table,
-                        &[
-                            Value::Int(n.id.get()),
-                            Value::Int(n.user.get()),
-                            Value::Int(n.kind.to_db()),
-                            Value::Int(n.priority.to_db()),
-                            Value::Text(n.title),
-                            Value::Text(n.message),
-                            Value::Int(i64::from(n.read)),
-                            Value::Int(n.created_at.as_micros()),
-                        ],
-                    )?;
+                    writer.row(table, &wallet_core::portable::notification_row(n))?;
                 }
                 continue;
             }
@@ -180,16 +168,7 @@ async fn export_snapshot(conn: &mut MySqlConnection, out: impl Write) -> Result<
                 let mut rows = sqlx::query_as::<_, events::EventRow>(&sql).fetch(&mut *conn);
                 while let Some(row) = rows.try_next().await.map_err(map_sqlx)? {
                     let e = events::event_of(row)?;
-                    writer.row(
-                        table,
-                        &[
-                            Value::Int(e.id),
-                            Value::Int(e.at.as_micros()),
-                            Value::Text(e.kind),
-                            Value::Text(e.subject),
-                            Value::Text(e.payload),
-                        ],
-                    )?;
+                    writer.row(table, &wallet_core::portable::event_row(e))?;
                 }
                 continue;
             }

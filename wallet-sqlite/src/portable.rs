@@ -13,7 +13,7 @@ use wallet_core::{Error, Result};
 
 use crate::error::map_sqlite;
 use crate::{in_snapshot, payments, queries};
-use wallet_core::notify::Notification;
+use wallet_core::portable;
 
 /// `` `a`, `b`, `c` ``: column names quoted the way both SQLite and MySQL accept (some, such as
 /// `read`, are keywords).
@@ -69,7 +69,7 @@ pub(crate) fn export(conn: &Connection, out: impl Write) -> Result<Summary> {
                         .prepare(payments::sql::ALL_NOTIFICATIONS)
                         .map_err(map_sqlite)?;
                     for n in payments::read_notifications(&mut stmt, [])? {
-                        writer.row(table, &notification_values(n))?;
+                        writer.row(table, &portable::notification_row(n))?;
                     }
                     continue;
                 }
@@ -78,16 +78,7 @@ pub(crate) fn export(conn: &Connection, out: impl Write) -> Result<Summary> {
                         .prepare(payments::sql::ALL_EVENTS)
                         .map_err(map_sqlite)?;
                     for e in payments::read_events(&mut stmt, [])? {
-                        writer.row(
-                            table,
-                            &[
-                                Value::Int(e.id),
-                                Value::Int(e.at.as_micros()),
-                                Value::Text(e.kind),
-                                Value::Text(e.subject),
-                                Value::Text(e.payload),
-                            ],
-                        )?;
+                        writer.row(table, &portable::event_row(e))?;
                     }
                     continue;
                 }
@@ -105,20 +96,6 @@ pub(crate) fn export(conn: &Connection, out: impl Write) -> Result<Summary> {
         }
         writer.finish()
     })
-}
-
-/// A notification's columns as the format carries them.
-fn notification_values(n: Notification) -> [Value; 8] {
-    [
-        Value::Int(n.id.get()),
-        Value::Int(n.user.get()),
-        Value::Int(n.kind.to_db()),
-        Value::Int(n.priority.to_db()),
-        Value::Text(n.title),
-        Value::Text(n.message),
-        Value::Int(i64::from(n.read)),
-        Value::Int(n.created_at.as_micros()),
-    ]
 }
 
 /// A stored value as the format carries it. STRICT tables hold no floating-point values.

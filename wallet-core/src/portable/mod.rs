@@ -274,5 +274,31 @@ pub fn reseal(file: &[u8]) -> Vec<u8> {
     body
 }
 
+/// A notification as the `notifications` table carries it: rendered, whatever way the backend
+/// stores it (money movements' notifications are stored by reference).
+pub fn notification_row(n: crate::notify::Notification) -> [Value; 8] {
+    [
+        Value::Int(n.id.get()),
+        Value::Int(n.user.get()),
+        Value::Int(n.kind.to_db()),
+        Value::Int(n.priority.to_db()),
+        Value::Text(n.title),
+        Value::Text(n.message),
+        Value::Int(i64::from(n.read)),
+        Value::Int(n.created_at.as_micros()),
+    ]
+}
+
+/// An event as the `events` table carries it: rendered, with its position as its id.
+pub fn event_row(e: crate::notify::Event) -> [Value; 5] {
+    [
+        Value::Int(e.id),
+        Value::Int(e.at.as_micros()),
+        Value::Text(e.kind),
+        Value::Text(e.subject),
+        Value::Text(e.payload),
+    ]
+}
+
 #[cfg(test)]
 mod tests;
