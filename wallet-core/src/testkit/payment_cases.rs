@@ -1076,6 +1076,73 @@ pub async fn notifications_and_events_record_every_change<T: Store + Clone>(stor
     );
 }
 
+/// A hold's notifications and event say what it was when made: a later partial capture
+/// changes the transaction's amount, not what the PENDING notification and event said.
+pub async fn a_partial_capture_keeps_what_the_hold_said<T: Store + Clone>(store: T) {
+    let f = Fixture::new(store).await;
+    let alice = f.user().await;
+    let bob = f.user().await;
+    let a = f.funded(&alice, "USD", "100").await;
+    let b = f.wallet(&bob, "USD").await;
+    let cursor = f
+        .ledger
+        .events(&f.admin, 0, 1000)
+        .await
+        .unwrap()
+        .last()
+        .map_or(0, |e| e.id);
+    let h = f
+        .ledger
+        .hold(
+            &alice,
+            HoldRequest {
+                wallet: a.id.into(),
+                target: HoldTarget::Wallet(b.id.into()),
+                details: details("30", f.key()),
+                ttl_micros: None,
+            },
+        )
+        .await
+        .unwrap();
+    let reference = h.transaction.reference.to_string();
+    let held = f
+        .ledger
+        .notifications(&alice, alice.user, false, None, 1)
+        .await
+        .unwrap()
+        .items
+        .remove(0);
+    let said = f.ledger.events(&f.admin, cursor, 10).await.unwrap();
+    assert_eq!(said.len(), 1);
+    assert!(held.message.contains("of 30.00 USD is pending"), "{held:?}");
+    f.ledger
+        .capture(&alice, h.transaction.reference, Some(d("12")))
+        .await
+        .unwrap();
+    // The hold's notification and event read back exactly as they were made.
+    let page = f
+        .ledger
+        .notifications(&alice, alice.user, false, None, 50)
+        .await
+        .unwrap();
+    let ours: Vec<&str> = page
+        .items
+        .iter()
+        .filter(|n| n.message.contains(&reference))
+        .map(|n| n.message.as_str())
+        .collect();
+    assert_eq!(ours.len(), 2, "{ours:?}");
+    assert!(ours[0].ends_with("of 12.00 USD is completed"), "{ours:?}");
+    assert_eq!(ours[1], held.message);
+    assert!(page.items.contains(&held), "{:?}", page.items);
+    let events = f.ledger.events(&f.admin, cursor, 10).await.unwrap();
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds, ["transaction.pending", "transaction.completed"]);
+    assert_eq!(events[0], said[0]);
+    assert!(events[0].payload.contains(r#""amount":"30.00""#), "{}", events[0].payload);
+    assert!(events[1].payload.contains(r#""amount":"12.00""#), "{}", events[1].payload);
+}
+
 pub async fn statements_search_and_analytics<T: Store + Clone>(store: T) {
     let f = Fixture::new(store).await;
     let alice = f.user().await;
