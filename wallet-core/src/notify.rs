@@ -57,7 +57,8 @@ code_enum!(
 ///
 /// Every money movement leaves one of these for each user it touched, so a backend may store
 /// just the transaction's id and [`TxnNote::state`] and render the text when it is read: the
-/// transaction's kind and amount never change, and the reference follows from the id.
+/// transaction's kind never changes, nor its amount once it is no longer pending (a partial
+/// capture changes a hold's), and the reference follows from the id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TxnNote {
     /// The transaction.
@@ -193,8 +194,8 @@ pub struct Notification {
 ///
 /// Every money movement appends one; a backend may store the transaction's id and status and
 /// render the event when the feed is read, since the kind, amount and original transaction
-/// never change. `refunded` is the one fact that does: such events are stored as text
-/// (see [`NewEvent::compact`]).
+/// never change. `refunded` does, and so does a pending hold's amount (a partial capture):
+/// such events are stored as text (see [`NewEvent::compact`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TxnEvent {
     /// The transaction.
@@ -288,10 +289,15 @@ impl NewEvent {
     }
 
     /// The transaction and status a backend may store instead of the text, when the event
-    /// renders from facts that never change (no refund recorded yet).
+    /// renders from facts that never change (no refund recorded yet, and not pending: a
+    /// partial capture changes a pending hold's amount).
     pub fn compact(&self) -> Option<(TransactionId, TransactionStatus)> {
         match self {
-            NewEvent::Transaction(t) if t.refunded.is_zero() => Some((t.txn, t.status)),
+            NewEvent::Transaction(t)
+                if t.refunded.is_zero() && t.status != TransactionStatus::Pending =>
+            {
+                Some((t.txn, t.status))
+            }
             _ => None,
         }
     }
@@ -382,11 +388,21 @@ fn transaction_trail(cmd: &Command, t: &Transaction, trail: &mut Trail) {
             status: t.status,
             received,
         };
+        // A pending transaction's amount may still change (a partial capture of a hold), so
+        // what its notification says now is kept as text.
+        let body = if note.status == TransactionStatus::Pending {
+            NoteBody::Text {
+                title: note.headline().0.to_owned(),
+                message: note.message(),
+            }
+        } else {
+            NoteBody::Transaction(note)
+        };
         trail.notifications.push(NewNotification {
             user,
             kind: NotificationType::Transaction,
             priority: note.headline().1,
-            body: NoteBody::Transaction(note),
+            body,
         });
     }
 }
@@ -608,6 +624,12 @@ mod tests {
             ..event
         });
         assert_eq!(refunded.compact(), None);
+        // A pending hold's amount changes on a partial capture: stored as text too.
+        let pending = NewEvent::Transaction(TxnEvent {
+            status: TransactionStatus::Pending,
+            ..event
+        });
+        assert_eq!(pending.compact(), None);
         assert!(refunded.payload().contains(r#""refunded":"0.50""#));
     }
 }

@@ -1139,8 +1139,16 @@ pub async fn a_partial_capture_keeps_what_the_hold_said<T: Store + Clone>(store:
     let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
     assert_eq!(kinds, ["transaction.pending", "transaction.completed"]);
     assert_eq!(events[0], said[0]);
-    assert!(events[0].payload.contains(r#""amount":"30.00""#), "{}", events[0].payload);
-    assert!(events[1].payload.contains(r#""amount":"12.00""#), "{}", events[1].payload);
+    assert!(
+        events[0].payload.contains(r#""amount":"30.00""#),
+        "{}",
+        events[0].payload
+    );
+    assert!(
+        events[1].payload.contains(r#""amount":"12.00""#),
+        "{}",
+        events[1].payload
+    );
 }
 
 pub async fn statements_search_and_analytics<T: Store + Clone>(store: T) {
