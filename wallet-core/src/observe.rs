@@ -50,11 +50,7 @@ pub(crate) async fn run<T>(
     work: impl Future<Output = Result<T>>,
 ) -> Result<T> {
     let started = Instant::now();
-    // On the heap: an operation's state machine (its store calls inlined) is large, and a host
-    // awaiting many operations in one async fn would otherwise carry the largest of them in
-    // its own future, which overflowed a 2 MiB test thread's stack in debug builds. One
-    // allocation per operation is nothing beside its database work.
-    let result = Box::pin(work.instrument(span.clone())).await;
+    let result = work.instrument(span.clone()).await;
     let seconds = started.elapsed().as_secs_f64();
     let outcome = match &result {
         Ok(_) => OUTCOME_OK,
@@ -92,10 +88,15 @@ fn log_outcome(error: Option<&Error>, seconds: f64) {
 /// ```
 macro_rules! observed {
     ($op:literal $(, ($($field:tt)+))? => $body:expr) => {
+        // The body on the heap: an operation's state machine (its store calls inlined) is
+        // large, and a host awaiting many operations in one async fn would otherwise carry the
+        // largest of them inline in its own future, which overflowed a 2 MiB test thread's
+        // stack in debug builds. One allocation per operation is nothing beside its database
+        // work.
         $crate::observe::run(
             $op,
             ::tracing::info_span!($op $(, $($field)+)?),
-            async { $body },
+            ::std::boxed::Box::pin(async { $body }),
         )
         .await
     };
@@ -134,6 +135,30 @@ mod tests {
 
     async fn ok_op() -> Result<u32> {
         observed!("probe_ok", (answer = 42) => Ok(42))
+    }
+
+    async fn big_op() -> Result<u32> {
+        observed!("probe_big" => {
+            let buffer = [7u8; 16 * 1024];
+            std::future::ready(()).await;
+            Ok(u32::from(buffer[100]))
+        })
+    }
+
+    /// An operation's body lives on the heap: the caller's future stays small however large
+    /// the body's state is.
+    #[test]
+    fn an_operation_future_does_not_carry_its_body_inline() {
+        let future = big_op();
+        assert!(
+            std::mem::size_of_val(&future) < 1024,
+            "{} bytes",
+            std::mem::size_of_val(&future)
+        );
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        assert_eq!(rt.block_on(future).unwrap(), 7);
     }
 
     async fn failing_op() -> Result<u32> {
