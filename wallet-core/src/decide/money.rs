@@ -766,10 +766,18 @@ pub(super) fn refund(cmd: &Command, r: &Refund, state: &State) -> Result<Decisio
     // Someone who took no part in a transaction learns nothing about it (whether it is
     // pending, a hold, an exchange or a refund) from the reason a refund is refused: only a
     // SUPERUSER may refund what is not theirs.
+    // The parties: the owners of its legs, and of a hold's or pending top-up's wallets (which
+    // have no legs yet).
+    let pending = original
+        .pending
+        .iter()
+        .flat_map(|p| std::iter::once(p.wallet).chain(p.counter));
     let party = original
         .legs
         .iter()
-        .any(|(w, _)| owner_of(state, Some(*w)) == Some(actor.user));
+        .map(|(w, _)| *w)
+        .chain(pending)
+        .any(|w| owner_of(state, Some(w)) == Some(actor.user));
     if !party {
         authorize(&actor, Action::Refund { payee: None })?;
     }

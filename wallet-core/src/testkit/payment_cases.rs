@@ -209,6 +209,21 @@ pub async fn holds_reserve_then_capture_void_or_expire<T: Store + Clone>(store: 
             .await,
         "forbidden",
     );
+    // A pending hold is not refundable: its parties are told so; a stranger learns nothing.
+    let refund_hold = |key: String| RefundRequest {
+        transaction: h.transaction.reference,
+        amount: None,
+        description: None,
+        idempotency_key: key,
+    };
+    assert_code(
+        f.ledger.refund(&bob, refund_hold(f.key())).await,
+        "not_refundable",
+    );
+    assert_code(
+        f.ledger.refund(&carol, refund_hold(f.key())).await,
+        "forbidden",
+    );
     assert_code(
         f.ledger
             .capture(&bob, h.transaction.reference, Some(d("30.01")))
