@@ -349,16 +349,20 @@ pub fn notification(c: NotificationCols) -> Result<Notification> {
 /// amount, currency code, exponent, original_id.
 pub type TxnFactCols = (i64, i64, i64, String, i64, Option<i64>);
 
+/// [`TxnFactCols`] as a `LEFT JOIN` reads them: every column nullable.
+pub type NullableTxnFactCols = (
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+);
+
 /// The facts of a joined transaction from nullable columns (a `LEFT JOIN`): none when the row
 /// refers to no transaction, all of them when it does.
-pub fn txn_fact_cols(
-    id: Option<i64>,
-    kind: Option<i64>,
-    amount: Option<i64>,
-    code: Option<String>,
-    exponent: Option<i64>,
-    original: Option<i64>,
-) -> Result<Option<TxnFactCols>> {
+pub fn txn_fact_cols(c: NullableTxnFactCols) -> Result<Option<TxnFactCols>> {
+    let (id, kind, amount, code, exponent, original) = c;
     match (id, kind, amount, code, exponent) {
         (None, None, None, None, None) if original.is_none() => Ok(None),
         (Some(id), Some(kind), Some(amount), Some(code), Some(exponent)) => {

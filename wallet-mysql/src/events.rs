@@ -54,7 +54,7 @@ pub(crate) type EventRow = (
 /// An event from its row, rendered.
 pub(crate) fn event_of(r: EventRow) -> Result<Event> {
     let (id, at, kind, subject, payload, status, t0, t1, t2, t3, t4, t5) = r;
-    let facts = stored::txn_fact_cols(t0, t1, t2, t3, t4, t5)?;
+    let facts = stored::txn_fact_cols((t0, t1, t2, t3, t4, t5))?;
     stored::stored_event((id, at, kind, subject, payload, status, facts))
 }
 

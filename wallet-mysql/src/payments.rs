@@ -504,7 +504,7 @@ pub(crate) type NotificationRow = (
 /// A notification from a row of `notification_select!`, rendered.
 pub(crate) fn notification_of(r: NotificationRow) -> Result<Notification> {
     let (id, user, kind, priority, title, message, read, at, state, t0, t1, t2, t3, t4, t5) = r;
-    let facts = stored::txn_fact_cols(t0, t1, t2, t3, t4, t5)?;
+    let facts = stored::txn_fact_cols((t0, t1, t2, t3, t4, t5))?;
     stored::stored_notification((
         id, user, kind, priority, title, message, read, at, state, facts,
     ))

@@ -527,9 +527,18 @@ impl SqliteStore {
     /// can then be retried with their idempotency keys, without reopening the store. A limit
     /// below the file's current size holds it at that size.
     pub async fn set_max_bytes(&self, max_bytes: Option<u64>) -> Result<()> {
+        self.maintain(move |conn| limit_size(conn, max_bytes)).await
+    }
+
+    /// Runs `f` on the writer's connection between group commits (maintenance: a size limit,
+    /// an import), and returns its answer.
+    async fn maintain<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
         let (tx, rx) = oneshot::channel();
         let job: ReadJob = Box::new(move |conn| {
-            let _ = tx.send(limit_size(conn, max_bytes));
+            let _ = tx.send(f(conn));
         });
         self.inner
             .writes
@@ -765,16 +774,8 @@ impl Portable for SqliteStore {
     }
 
     async fn import<R: std::io::Read + Send + 'static>(&self, input: R) -> Result<Imported> {
-        let (tx, rx) = oneshot::channel();
-        let job: ReadJob = Box::new(move |conn| {
-            let _ = tx.send(portable::import(conn, input));
-        });
-        self.inner
-            .writes
-            .send(Job::Maintain(job))
+        self.maintain(move |conn| portable::import(conn, input))
             .await
-            .map_err(|_| Error::Closed)?;
-        rx.await.map_err(|_| Error::Closed)?
     }
 }
 

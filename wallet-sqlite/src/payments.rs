@@ -10,7 +10,7 @@ use wallet_core::ids::{MerchantId, TransactionId, UserId, WalletId};
 use wallet_core::limits::Limits;
 use wallet_core::links::{LinkCode, LinkStatus};
 use wallet_core::notify::{Event, NewEvent, NewNotification, NoteBody, Notification};
-use wallet_core::stored::TxnFactCols;
+use wallet_core::stored::{NullableTxnFactCols, txn_fact_cols};
 use wallet_core::text::{Description, ExternalRef, IdempotencyKey};
 use wallet_core::wallet::WalletRecord;
 use wallet_core::{Error, Result, Timestamp};
@@ -583,16 +583,7 @@ pub(crate) fn insert_trail(
 }
 
 /// The six nullable columns of a joined transaction's facts, from column `first` on.
-type FactColumns = (
-    Option<i64>,
-    Option<i64>,
-    Option<i64>,
-    Option<String>,
-    Option<i64>,
-    Option<i64>,
-);
-
-fn fact_columns(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<FactColumns> {
+fn fact_columns(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<NullableTxnFactCols> {
     Ok((
         r.get(first)?,
         r.get(first + 1)?,
@@ -601,10 +592,6 @@ fn fact_columns(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<FactCol
         r.get(first + 4)?,
         r.get(first + 5)?,
     ))
-}
-
-fn txn_facts(c: FactColumns) -> Result<Option<TxnFactCols>> {
-    wallet_core::stored::txn_fact_cols(c.0, c.1, c.2, c.3, c.4, c.5)
 }
 
 /// Reads rows of `notification_select!` into rendered notifications.
@@ -631,7 +618,7 @@ pub(crate) fn read_notifications(
     rows.map(|r| {
         let (id, user, kind, priority, title, message, read, at, state, facts) =
             r.map_err(map_sqlite)?;
-        let facts = txn_facts(facts)?;
+        let facts = txn_fact_cols(facts)?;
         wallet_core::stored::stored_notification((
             id, user, kind, priority, title, message, read, at, state, facts,
         ))
@@ -659,7 +646,7 @@ pub(crate) fn read_events(
         .map_err(map_sqlite)?;
     rows.map(|r| {
         let (id, at, kind, subject, payload, status, facts) = r.map_err(map_sqlite)?;
-        let facts = txn_facts(facts)?;
+        let facts = txn_fact_cols(facts)?;
         wallet_core::stored::stored_event((id, at, kind, subject, payload, status, facts))
     })
     .collect()
