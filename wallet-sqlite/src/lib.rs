@@ -18,6 +18,7 @@ use wallet_core::reports::{EntryRange, SearchText};
 mod queries;
 mod schema;
 mod users;
+mod vfs;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -315,12 +316,16 @@ impl SqliteStore {
     pub fn open(path: impl AsRef<Path>, options: Options) -> Result<Self> {
         options.validate()?;
         let path = path.as_ref().to_path_buf();
-        let mut conn = Connection::open_with_flags(
-            &path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE
-                | OpenFlags::SQLITE_OPEN_CREATE
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        // The writer gathers its log writes (see `vfs`), which is sound only when every commit
+        // syncs the log before publishing it: with durability FULL.
+        let mut conn = if options.durability == Durability::Full && vfs::available() {
+            Connection::open_with_flags_and_vfs(&path, flags, vfs::NAME)
+        } else {
+            Connection::open_with_flags(&path, flags)
+        }
         .map_err(map_sqlite)?;
         // Takes effect only while the file is still empty, before WAL mode is set.
         conn.pragma_update(None, "page_size", i64::from(options.page_size))
