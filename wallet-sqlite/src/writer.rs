@@ -67,6 +67,14 @@ struct WriteJob {
     reply: oneshot::Sender<Result<Outcome>>,
 }
 
+/// Why a command applied without a savepoint did not give a result.
+enum Failed {
+    /// The batch cannot commit (storage failed): every caller gets this error.
+    Batch(Error),
+    /// The command failed after it had written: the batch must start over with savepoints.
+    Partly,
+}
+
 /// Bounded map of wallet states and user records, exact while this process is the only
 /// writer.
 struct Cache {
@@ -252,6 +260,10 @@ impl Writer {
     /// arrives while the batch is being applied (up to `batch_max`), commits once, and only
     /// then answers the callers. Taking late arrivals into the open batch, rather than draining
     /// the queue once up front, lets callers answered by the previous commit join this one.
+    ///
+    /// Commands run without a savepoint of their own when they can (see [`Writer::apply_bare`]);
+    /// if one fails after it has written, the batch is rolled back and applied again from the
+    /// start with a savepoint around every command, which rolls the failing one back alone.
     fn group_commit(
         &mut self,
         first: WriteJob,
@@ -259,33 +271,57 @@ impl Writer {
         aside: &mut VecDeque<Job>,
     ) {
         self.counters.batches.fetch_add(1, Ordering::Relaxed);
+        self.counters.commands.fetch_add(1, Ordering::Relaxed);
         if let Err(e) = self.begin() {
-            self.counters.commands.fetch_add(1, Ordering::Relaxed);
             let _ = first.reply.send(Err(e));
             return;
         }
         let mut staged = Staged::default();
-        let mut answers: Vec<(oneshot::Sender<Result<Outcome>>, Result<Outcome>)> = Vec::new();
-        let mut doomed: Option<Error> = None;
-        let mut next = Some(first);
-        while let Some(job) = next.take() {
-            self.counters.commands.fetch_add(1, Ordering::Relaxed);
-            match self.apply_in_savepoint(&job.command, &mut staged) {
-                Ok(result) => answers.push((job.reply, result)),
-                Err(e) => {
-                    answers.push((job.reply, Err(e.clone())));
-                    doomed = Some(e);
-                    break;
+        let mut batch = vec![first];
+        let mut results: Vec<Result<Outcome>> = Vec::new();
+        let mut guarded = false;
+        let doomed = loop {
+            let Some(job) = batch.get(results.len()) else {
+                if batch.len() < self.batch_max
+                    && let Some(next) = Self::next_write(jobs, aside)
+                {
+                    self.counters.commands.fetch_add(1, Ordering::Relaxed);
+                    batch.push(next);
+                    continue;
+                }
+                break None;
+            };
+            let command = &job.command;
+            let step = if guarded || matches!(command.op, Op::Batch(_)) {
+                self.apply_in_savepoint(command, &mut staged)
+                    .map_err(Failed::Batch)
+            } else {
+                self.apply_bare(command, &mut staged)
+            };
+            match step {
+                Ok(result) => results.push(result),
+                Err(Failed::Batch(e)) => {
+                    results.push(Err(e.clone()));
+                    break Some(e);
+                }
+                Err(Failed::Partly) => {
+                    // Start over with a savepoint around every command.
+                    let _ = self.conn.execute_batch("ROLLBACK");
+                    self.cache.clear();
+                    staged.clear();
+                    results.clear();
+                    guarded = true;
+                    if let Err(e) = self.begin() {
+                        break Some(e);
+                    }
                 }
             }
-            if answers.len() < self.batch_max {
-                next = Self::next_write(jobs, aside);
-            }
-        }
+        };
         let committed = match doomed {
             None => self.conn.execute_batch("COMMIT").map_err(map_sqlite),
             Some(e) => Err(e),
         };
+        let replies = batch.into_iter().map(|job| job.reply);
         match committed {
             Ok(()) => {
                 self.counters.commits.fetch_add(1, Ordering::Relaxed);
@@ -299,7 +335,7 @@ impl Writer {
                 for user in staged.users.into_values() {
                     self.cache.put_user(user);
                 }
-                for (reply, result) in answers {
+                for (reply, result) in replies.zip(results) {
                     let _ = reply.send(result);
                 }
                 if let Some(policy) = &mut self.checkpoints {
@@ -312,11 +348,13 @@ impl Writer {
                 let _ = self.conn.execute_batch("ROLLBACK");
                 self.cache.clear();
                 // Every caller whose command had succeeded learns it did not; the others keep
-                // their own error.
-                for (reply, result) in answers {
-                    let _ = reply.send(match result {
-                        Ok(_) => Err(e.clone()),
-                        Err(own) => Err(own),
+                // their own error, and any not applied yet (the batch failed to restart) gets
+                // the batch's.
+                let mut results = results.into_iter();
+                for reply in replies {
+                    let _ = reply.send(match results.next() {
+                        Some(Err(own)) => Err(own),
+                        Some(Ok(_)) | None => Err(e.clone()),
                     });
                 }
             }
@@ -356,53 +394,114 @@ impl Writer {
         command: &Command,
         staged: &mut Staged,
     ) -> Result<Result<Outcome>> {
-        self.conn
-            .execute_batch("SAVEPOINT cmd")
-            .map_err(map_sqlite)?;
-        let applied = catch_unwind(AssertUnwindSafe(|| self.apply(command, staged)))
-            .unwrap_or_else(|_| {
-                Err(Error::Internal {
-                    detail: "command panicked".into(),
-                })
-            });
-        match applied {
-            Ok(((outcome, changed, users), refusal)) => {
-                self.conn.execute_batch("RELEASE cmd").map_err(map_sqlite)?;
-                for state in changed {
-                    staged.wallets.insert(state.record.id, state);
-                }
-                for user in users {
-                    staged.users.insert(user.id, user);
-                }
-                Ok(match refusal {
-                    None => Ok(outcome),
-                    Some(e) => Err(e),
-                })
+        self.savepoint("SAVEPOINT cmd")?;
+        match self.apply_caught(command, staged) {
+            Ok(done) => {
+                self.savepoint("RELEASE cmd")?;
+                Ok(Self::keep(done, staged))
             }
             Err(e) => {
-                if let Err(rollback) = self.conn.execute_batch("ROLLBACK TO cmd; RELEASE cmd") {
+                if let Err(rollback) = self
+                    .savepoint("ROLLBACK TO cmd")
+                    .and_then(|()| self.savepoint("RELEASE cmd"))
+                {
                     // After some errors (full disk, I/O) SQLite has already rolled the whole
                     // transaction back, savepoint included: the batch is lost, report the cause.
                     return Err(if e.kind() == wallet_core::ErrorKind::Unavailable {
                         e
                     } else {
-                        map_sqlite(rollback)
+                        rollback
                     });
                 }
-                if matches!(e, Error::Internal { .. } | Error::StorageCorrupt { .. }) {
-                    // Something unexpected happened: stop trusting cached state.
-                    self.cache.clear();
-                    staged.clear();
-                }
-                // A storage failure inside a command (disk full, I/O) dooms the batch.
-                if e.kind() == wallet_core::ErrorKind::Unavailable {
-                    return Err(e);
-                }
-                // A refused admin or security action is recorded, without its effects.
-                self.audit(command, e.code())?;
-                Ok(Err(e))
+                self.refused(command, e, staged)
             }
         }
+    }
+
+    /// Applies one command without a savepoint: most commands write nothing until their
+    /// decision is made and write nothing after it that can be refused, so a command that
+    /// fails has usually written nothing, and a savepoint (which copies every page the command
+    /// touches into a sub-journal, and costs three statements) would roll back nothing.
+    /// `Failed::Partly` says the command failed after writing: the batch must start over with
+    /// savepoints.
+    fn apply_bare(
+        &mut self,
+        command: &Command,
+        staged: &mut Staged,
+    ) -> std::result::Result<Result<Outcome>, Failed> {
+        let before = self.conn.total_changes();
+        match self.apply_caught(command, staged) {
+            Ok(done) => Ok(Self::keep(done, staged)),
+            // SQLite rolled the whole transaction back itself (a full disk, an I/O error): the
+            // batch is lost.
+            Err(e) if self.conn.is_autocommit() => Err(Failed::Batch(e)),
+            // Nothing was written: the batch is as if the command had not run.
+            Err(e) if self.conn.total_changes() == before => {
+                self.refused(command, e, staged).map_err(Failed::Batch)
+            }
+            Err(_) => Err(Failed::Partly),
+        }
+    }
+
+    /// Runs a savepoint statement, prepared once.
+    fn savepoint(&self, sql: &str) -> Result<()> {
+        self.conn
+            .prepare_cached(sql)
+            .and_then(|mut s| s.execute([]))
+            .map(drop)
+            .map_err(map_sqlite)
+    }
+
+    /// [`Writer::apply`], with a panic turned into an internal error.
+    fn apply_caught(
+        &mut self,
+        command: &Command,
+        staged: &Staged,
+    ) -> Result<(Applied, Option<Error>)> {
+        catch_unwind(AssertUnwindSafe(|| self.apply(command, staged))).unwrap_or_else(|_| {
+            Err(Error::Internal {
+                detail: "command panicked".into(),
+            })
+        })
+    }
+
+    /// Stages what an applied command changed and gives its result.
+    fn keep(
+        ((outcome, changed, users), refusal): (Applied, Option<Error>),
+        staged: &mut Staged,
+    ) -> Result<Outcome> {
+        for state in changed {
+            staged.wallets.insert(state.record.id, state);
+        }
+        for user in users {
+            staged.users.insert(user.id, user);
+        }
+        match refusal {
+            None => Ok(outcome),
+            Some(e) => Err(e),
+        }
+    }
+
+    /// Handles a command that failed and left nothing behind: the outer `Err` dooms the batch
+    /// (storage failed); otherwise the refusal is audited and is the command's result.
+    fn refused(
+        &mut self,
+        command: &Command,
+        e: Error,
+        staged: &mut Staged,
+    ) -> Result<Result<Outcome>> {
+        if matches!(e, Error::Internal { .. } | Error::StorageCorrupt { .. }) {
+            // Something unexpected happened: stop trusting cached state.
+            self.cache.clear();
+            staged.clear();
+        }
+        // A storage failure inside a command (disk full, I/O) dooms the batch.
+        if e.kind() == wallet_core::ErrorKind::Unavailable {
+            return Err(e);
+        }
+        // A refused admin or security action is recorded, without its effects.
+        self.audit(command, e.code())?;
+        Ok(Err(e))
     }
 
     /// Writes the command's audit record, if it leaves one, with `outcome`.

@@ -285,3 +285,81 @@ async fn a_closed_store_reports_itself_unreachable() {
         assert_eq!(closed.schema_supported, open.schema_supported);
     }
 }
+
+/// Commands run without a savepoint of their own; one that fails after it has written (here a
+/// trigger, added behind the library's back, refuses the notifications of one user) makes the
+/// writer roll its batch back and apply it again with savepoints. The failing transfers leave
+/// nothing behind, every other transfer of the same batches commits, and money is conserved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_that_fails_after_writing_fails_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wallet.db");
+    let store = SqliteStore::open(&path, Options::default()).unwrap();
+    let ledger = Arc::new(common::ledger(store.clone()).await);
+    let wallets = common::funded_wallets(&ledger, 8, "1000").await;
+    let victim = wallets[0].0.user;
+    {
+        let other = rusqlite::Connection::open(&path).unwrap();
+        other
+            .execute_batch(&format!(
+                "CREATE TRIGGER boom BEFORE INSERT ON notifications WHEN NEW.user_id = {}
+                 BEGIN SELECT RAISE(ABORT, 'refused by a test trigger'); END",
+                victim.get()
+            ))
+            .unwrap();
+    }
+    let mut tasks = Vec::new();
+    for i in 0..256usize {
+        let ledger = Arc::clone(&ledger);
+        let (from, from_wallet) = wallets[i % 8];
+        let to_wallet = wallets[(i + 1) % 8].1;
+        tasks.push(tokio::spawn(async move {
+            let req = TransferRequest::new(from_wallet, to_wallet, d("1"), format!("t{i}"));
+            (i, ledger.transfer(&from, req).await)
+        }));
+    }
+    let mut failed = Vec::new();
+    for t in tasks {
+        let (i, result) = t.await.unwrap();
+        // Wallet 0 sends when i % 8 == 0 and receives when i % 8 == 7.
+        let touches_victim = i % 8 == 0 || i % 8 == 7;
+        match result {
+            Ok(_) => assert!(!touches_victim, "transfer {i} should have failed"),
+            Err(e) => {
+                assert!(touches_victim, "transfer {i} failed: {e:?}");
+                failed.push(i);
+            }
+        }
+    }
+    assert_eq!(failed.len(), 64);
+    let report = ledger.verify(&admin()).await.unwrap();
+    assert!(report.is_ok(), "{report:?}");
+    // Each wallet sent and received 32 transfers of 1, except across the victim's failures:
+    // wallet 0 moved nothing, wallet 1 lost the 32 it would have received from 0, wallet 7 kept
+    // the 32 it would have sent to 0.
+    for (n, (owner, id)) in wallets.iter().enumerate() {
+        let balance = ledger.wallet(owner, *id).await.unwrap().balance.amount();
+        let expected = match n {
+            1 => d("968"),
+            7 => d("1032"),
+            _ => d("1000"),
+        };
+        assert_eq!(balance, expected, "wallet {n}");
+    }
+    // Nothing of a failed transfer was stored: once the trigger is gone, the same key runs it
+    // for the first time rather than replaying anything.
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch("DROP TRIGGER boom")
+        .unwrap();
+    let i = failed[0];
+    let (from, from_wallet) = wallets[i % 8];
+    let req = TransferRequest::new(from_wallet, wallets[(i + 1) % 8].1, d("1"), format!("t{i}"));
+    let receipt = ledger.transfer(&from, req).await.unwrap();
+    assert!(!receipt.replayed);
+    let stats = store.writer_stats();
+    assert!(
+        stats.commands > stats.commits,
+        "transfers shared group commits: {stats:?}"
+    );
+}
