@@ -24,7 +24,8 @@
 //! the file. (With `synchronous = NORMAL` there is no `xSync` before publishing, so the store
 //! opens the writer with the plain `unix` VFS then.) A write error is reported by the call that
 //! flushes, which is the commit's `xSync` at the latest: the commit fails and SQLite rolls it
-//! back, exactly as if the `pwrite` itself had failed. Gathered bytes lost in a crash are bytes
+//! back, exactly as if the `pwrite` itself had failed. (A flush in a call whose result SQLite
+//! ignores, a file-control hint, is reported again by the next `xSync`.) Gathered bytes lost in a crash are bytes
 //! the process had not written yet, which SQLite's recovery already treats as never written.
 
 // This module is a SQLite VFS: FFI by nature. Every unsafe block says why it is sound.
@@ -52,6 +53,10 @@ const WRITE_MAX: usize = 0x1_F000;
 struct Gathered {
     start: i64,
     data: Vec<u8>,
+    /// The error of a flush whose caller may have ignored it (SQLite ignores the result of
+    /// file-control hints and of closing): the next `xSync` reports it, so the commit whose
+    /// frames were lost fails rather than being published without them.
+    failed: c_int,
 }
 
 /// The file object of a log opened through this VFS. SQLite allocates `szOsFile` bytes for it
@@ -187,6 +192,7 @@ unsafe extern "C" fn open(
         ptr::addr_of_mut!((*log).gathered).write(Gathered {
             start: 0,
             data: Vec::with_capacity(64 << 10),
+            failed: ffi::SQLITE_OK,
         });
         (*file).pMethods = &LOG_METHODS;
     }
@@ -194,7 +200,10 @@ unsafe extern "C" fn open(
 }
 
 /// Writes the gathered bytes to the file, in pieces of at most [`WRITE_MAX`] bytes (one
-/// `pwrite` each; unix's `xWrite` loops over short writes itself).
+/// `pwrite` each; unix's `xWrite` loops over short writes itself). Whatever happens, the bytes
+/// were handed over once and are dropped: a failure fails the commit they belong to (the
+/// caller reports it, or the next `xSync` does, see [`Gathered::failed`]), and SQLite writes
+/// the frames again if the transaction is retried.
 ///
 /// # Safety
 /// `file` must be an open [`LogFile`].
@@ -207,16 +216,17 @@ unsafe fn flush(file: *mut ffi::sqlite3_file) -> c_int {
             return ffi::SQLITE_OK;
         }
         let inner = inner(file);
-        let Some(write) = methods(inner).xWrite else {
-            return ffi::SQLITE_IOERR_WRITE;
-        };
         let mut rc = ffi::SQLITE_OK;
         let mut offset = gathered.start;
         for piece in gathered.data.chunks(WRITE_MAX) {
             // A piece is at most WRITE_MAX bytes, which fits both types.
-            let (Ok(amount), Ok(step)) = (c_int::try_from(piece.len()), i64::try_from(piece.len()))
-            else {
-                return ffi::SQLITE_IOERR_WRITE;
+            let (Some(write), Ok(amount), Ok(step)) = (
+                methods(inner).xWrite,
+                c_int::try_from(piece.len()),
+                i64::try_from(piece.len()),
+            ) else {
+                rc = ffi::SQLITE_IOERR_WRITE;
+                break;
             };
             rc = write(inner, piece.as_ptr().cast(), amount, offset);
             WRITTEN.fetch_add(1, Ordering::Relaxed);
@@ -225,11 +235,25 @@ unsafe fn flush(file: *mut ffi::sqlite3_file) -> c_int {
             }
             offset += step;
         }
-        // Whatever happened, these bytes were handed over once: on failure SQLite fails the
-        // transaction, and the frames are rewritten if it is tried again.
         gathered.data.clear();
         if gathered.data.capacity() > BUFFER_MAX {
             gathered.data.shrink_to(BUFFER_MAX);
+        }
+        rc
+    }
+}
+
+/// [`flush`] for a caller whose result SQLite may ignore: a failure is also kept for the next
+/// `xSync`.
+///
+/// # Safety
+/// `file` must be an open [`LogFile`].
+unsafe fn flush_or_remember(file: *mut ffi::sqlite3_file) -> c_int {
+    // SAFETY: per the contract, `file` is an open LogFile.
+    unsafe {
+        let rc = flush(file);
+        if rc != ffi::SQLITE_OK {
+            (*file.cast::<LogFile>()).gathered.failed = rc;
         }
         rc
     }
@@ -329,7 +353,26 @@ unsafe extern "C" fn log_truncate(file: *mut ffi::sqlite3_file, size: ffi::sqlit
 }
 
 unsafe extern "C" fn log_sync(file: *mut ffi::sqlite3_file, flags: c_int) -> c_int {
-    flushed!(file, xSync, |f, sync| sync(f, flags))
+    // SAFETY: SQLite calls this only on a file `open` set LOG_METHODS on.
+    unsafe {
+        let flushed = flush(file);
+        let earlier = std::mem::replace(
+            &mut (*file.cast::<LogFile>()).gathered.failed,
+            ffi::SQLITE_OK,
+        );
+        if flushed != ffi::SQLITE_OK {
+            return flushed;
+        }
+        if earlier != ffi::SQLITE_OK {
+            // Bytes of this transaction never reached the file: the commit must fail.
+            return earlier;
+        }
+        let f = inner(file);
+        match methods(f).xSync {
+            Some(sync) => sync(f, flags),
+            None => ffi::SQLITE_IOERR_FSYNC,
+        }
+    }
 }
 
 unsafe extern "C" fn log_file_size(
@@ -344,7 +387,20 @@ unsafe extern "C" fn log_file_control(
     op: c_int,
     arg: *mut c_void,
 ) -> c_int {
-    flushed!(file, xFileControl, |f, control| control(f, op, arg))
+    // SQLite ignores the result of file-control hints: a failed flush is remembered.
+    // SAFETY: SQLite calls this only on a file `open` set LOG_METHODS on.
+    let rc = unsafe { flush_or_remember(file) };
+    if rc != ffi::SQLITE_OK {
+        return rc;
+    }
+    // SAFETY: as above; the inner file is open.
+    unsafe {
+        let f = inner(file);
+        match methods(f).xFileControl {
+            Some(control) => control(f, op, arg),
+            None => ffi::SQLITE_NOTFOUND,
+        }
+    }
 }
 
 /// Forwards a method that does not touch the log's contents.
