@@ -13,6 +13,8 @@
 
 mod common;
 
+use common::tmpfs::Tmpfs;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -207,49 +209,6 @@ async fn a_size_limit_reached_under_load_is_lifted_without_reopening() {
         first.failed.len(),
         acked.len()
     );
-}
-
-/// A tmpfs mounted for one test, unmounted (lazily, so an open file cannot stop it) on drop.
-struct Tmpfs {
-    dir: PathBuf,
-    _parent: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    /// Mounts a tmpfs of `size_kib` KiB, or returns `None` when skipping was asked for.
-    fn mount(size_kib: u32) -> Option<Tmpfs> {
-        let parent = tempfile::tempdir().unwrap();
-        let dir = parent.path().join("mnt");
-        std::fs::create_dir(&dir).unwrap();
-        let status = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size_kib}k"), "tmpfs"])
-            .arg(&dir)
-            .status();
-        match status {
-            Ok(s) if s.success() => Some(Tmpfs {
-                dir,
-                _parent: parent,
-            }),
-            _ if std::env::var("WALLET_TEST_NO_MOUNT").as_deref() == Ok("1") => {
-                println!("SKIPPED: cannot mount a tmpfs and WALLET_TEST_NO_MOUNT=1");
-                None
-            }
-            other => panic!(
-                "cannot mount a tmpfs ({other:?}): this test needs root with CAP_SYS_ADMIN; \
-                 set WALLET_TEST_NO_MOUNT=1 to skip it on purpose"
-            ),
-        }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.join(name)
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
-    }
 }
 
 fn fill(path: &Path, bytes: usize) {
