@@ -42,10 +42,10 @@
 // This module is a SQLite VFS: FFI by nature. Every unsafe block says why it is sound.
 #![allow(unsafe_code)]
 
-use std::ffi::{CStr, c_char, c_int, c_void};
+use std::ffi::{CStr, c_int, c_void};
 use std::ptr;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock, PoisonError};
 
 use rusqlite::ffi;
 
@@ -89,9 +89,6 @@ struct LogFile {
 struct DbFile {
     /// Must come first: SQLite sees a `sqlite3_file`.
     base: ffi::sqlite3_file,
-    /// The name SQLite will open this database's log under: its own pointer, unique while the
-    /// database is open, which is how the log finds its database (as SQLite's RBU VFS does).
-    wal_name: *const c_char,
     /// The log opened through this VFS for this database, or null.
     log: *mut LogFile,
 }
@@ -103,9 +100,6 @@ const INNER_OFFSET: usize = {
     let db = std::mem::size_of::<DbFile>();
     (if log > db { log } else { db }).next_multiple_of(16)
 };
-
-/// The database files open through this VFS (their addresses), for their logs to find.
-static DATABASES: Mutex<Vec<usize>> = Mutex::new(Vec::new());
 
 /// The `unix` VFS, found once.
 struct Unix(*mut ffi::sqlite3_vfs);
@@ -172,10 +166,6 @@ fn unix() -> *mut ffi::sqlite3_vfs {
         Some(Some(u)) => u.0,
         _ => ptr::null_mut(),
     }
-}
-
-fn databases() -> std::sync::MutexGuard<'static, Vec<usize>> {
-    DATABASES.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The `unix` file object wrapped by `file`.
@@ -252,24 +242,24 @@ unsafe extern "C" fn open(
                 return rc;
             }
             let db = file.cast::<DbFile>();
-            ptr::addr_of_mut!((*db).wal_name).write(ffi::sqlite3_filename_wal(name));
             ptr::addr_of_mut!((*db).log).write(ptr::null_mut());
-            databases().push(db as usize);
             (*file).pMethods = &DB_METHODS;
         }
         return ffi::SQLITE_OK;
     }
     // The database this log belongs to, if it was opened here and promises powersafe
     // overwrite (otherwise SQLite pads commits and writes after their sync, see the docs).
-    // SAFETY: registered databases are open DbFiles (removed before they close); only their
-    // immutable `wal_name` is read, under the registry's lock, for databases of other
-    // connections.
-    let db = (flags & ffi::SQLITE_OPEN_WAL != 0)
+    // SQLite names the database file object of a log being opened
+    // (`sqlite3_database_file_object`, meant for VFSes); it is ours if it has our methods.
+    // SAFETY: `name` is the log name SQLite passed to this xOpen, as that function requires;
+    // the database file it returns is open, belongs to the same connection and thread.
+    let db = (flags & ffi::SQLITE_OPEN_WAL != 0 && !name.is_null())
         .then(|| unsafe {
-            let found = databases()
-                .iter()
-                .map(|&d| d as *mut DbFile)
-                .find(|&d| ptr::eq((*d).wal_name, name))?;
+            let found = ffi::sqlite3_database_file_object(name);
+            if found.is_null() || !ptr::eq((*found).pMethods, &DB_METHODS) {
+                return None;
+            }
+            let found = found.cast::<DbFile>();
             let db_inner = inner(found.cast());
             let characteristics = methods(db_inner).xDeviceCharacteristics?(db_inner);
             (characteristics & ffi::SQLITE_IOCAP_POWERSAFE_OVERWRITE != 0).then_some(found)
@@ -578,10 +568,9 @@ static LOG_METHODS: ffi::sqlite3_io_methods = ffi::sqlite3_io_methods {
 };
 
 unsafe extern "C" fn db_close(file: *mut ffi::sqlite3_file) -> c_int {
-    // SAFETY: SQLite closes a file once; `open` registered it and initialized the header.
+    // SAFETY: SQLite closes a file once; `open` initialized the header.
     unsafe {
         let db = file.cast::<DbFile>();
-        databases().retain(|&d| d != db as usize);
         let log = (*db).log;
         if !log.is_null() {
             // SQLite closes the log first; should it not, the log must not reach back here.
