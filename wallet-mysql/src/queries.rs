@@ -14,15 +14,20 @@ use wallet_core::wallet::{SystemAccount, WalletKind, WalletRecord, WalletState, 
 use wallet_core::{Error, Result, Timestamp};
 
 use crate::error::map_sqlx;
+use crate::script::{Lit, Output, Script, values_sql};
 
 /// A wallet and its latest entry (its head) in one statement; append a `WHERE`.
+///
+/// The currency's exponent is a subquery rather than a join: joined, MariaDB starts the plan
+/// from `currencies` (one row) and reaches the wallets through their currency index, with a
+/// temporary table and a sort; as a subquery it is one primary-key read per wallet.
 macro_rules! wallet_select {
     () => {
-        "SELECT w.id, w.owner_id, w.kind, w.currency, c.exponent, w.status, w.held,
+        "SELECT w.id, w.owner_id, w.kind, w.currency,
+                (SELECT c.exponent FROM currencies c WHERE c.code = w.currency), w.status, w.held,
                 w.created_at, w.updated_at, e.seq, e.balance_after, e.debits_after,
                 coalesce(t.completed_at, t.created_at)
          FROM wallets w
-         JOIN currencies c ON c.code = w.currency
          LEFT JOIN entries e ON e.wallet_id = w.id
              AND e.seq = (SELECT s.seq FROM entries s WHERE s.wallet_id = w.id
                           ORDER BY s.seq DESC LIMIT 1)
@@ -39,6 +44,30 @@ pub(crate) fn placeholders(n: usize) -> String {
         s.push_str(", ?");
     }
     s
+}
+
+/// Locks `n` accounts by id (`?` for each), in ascending id order.
+pub(crate) fn lock_wallets_sql(n: usize) -> String {
+    format!(
+        "SELECT id FROM wallets WHERE id IN ({}) ORDER BY id FOR UPDATE",
+        placeholders(n)
+    )
+}
+
+/// `n` wallets by id (`?` for each), in no particular order: see [`wallets_of_rows`].
+pub(crate) fn wallets_sql(n: usize) -> String {
+    format!("{} WHERE w.id IN ({})", wallet_select!(), placeholders(n))
+}
+
+/// The wallets of rows read by [`wallets_sql`], in id order.
+pub(crate) fn wallets_of_rows(rows: &[sqlx::mysql::MySqlRow]) -> Result<Vec<WalletState>> {
+    use sqlx::FromRow;
+    let mut wallets = rows
+        .iter()
+        .map(|row| stored::wallet_state(WalletCols::from_row(row).map_err(map_sqlx)?))
+        .collect::<Result<Vec<_>>>()?;
+    wallets.sort_by_key(|w| w.record.id);
+    Ok(wallets)
 }
 
 /// A wallet or system account with its head.
@@ -62,17 +91,13 @@ pub(crate) async fn wallets(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let sql = format!(
-        "{} WHERE w.id IN ({}) ORDER BY w.id",
-        wallet_select!(),
-        placeholders(ids.len())
-    );
-    let mut q = sqlx::query_as::<_, WalletCols>(&sql);
+    let sql = wallets_sql(ids.len());
+    let mut q = sqlx::query(&sql);
     for id in ids {
         q = q.bind(id.get());
     }
     let rows = q.fetch_all(conn).await.map_err(map_sqlx)?;
-    rows.into_iter().map(stored::wallet_state).collect()
+    wallets_of_rows(&rows)
 }
 
 /// A user's wallets, ordered by id.
@@ -157,20 +182,27 @@ pub(crate) async fn currencies(conn: &mut MySqlConnection) -> Result<Vec<(Curren
         .collect()
 }
 
+/// The transaction an actor created with a key: `?` the actor, `?` the key.
+pub(crate) const EXISTING: &str =
+    "SELECT id, fingerprint FROM transactions WHERE initiated_by = ? AND idempotency_key = ?";
+
 /// The transaction an actor created with this key, if any.
 pub(crate) async fn existing(
     conn: &mut MySqlConnection,
     actor: UserId,
     key: &IdempotencyKey,
 ) -> Result<Option<Existing>> {
-    let row: Option<(i64, Vec<u8>)> = sqlx::query_as(
-        "SELECT id, fingerprint FROM transactions WHERE initiated_by = ? AND idempotency_key = ?",
-    )
-    .bind(actor.get())
-    .bind(key.as_str())
-    .fetch_optional(conn)
-    .await
-    .map_err(map_sqlx)?;
+    let row: Option<(i64, Vec<u8>)> = sqlx::query_as(EXISTING)
+        .bind(actor.get())
+        .bind(key.as_str())
+        .fetch_optional(conn)
+        .await
+        .map_err(map_sqlx)?;
+    existing_of(row)
+}
+
+/// The transaction of a row read by [`EXISTING`], if any.
+pub(crate) fn existing_of(row: Option<(i64, Vec<u8>)>) -> Result<Option<Existing>> {
     row.map(|(id, fp)| {
         Ok(Existing {
             id: stored::txn_id(id)?,
@@ -270,33 +302,80 @@ pub(crate) async fn update_held(conn: &mut MySqlConnection, w: &WalletRecord) ->
     Ok(())
 }
 
-/// Inserts a transaction and its entries; returns the transaction id.
+/// Inserts a transaction (`?` for each column).
+const INSERT_TRANSACTION: &str = "INSERT INTO transactions (kind, status, amount, currency,
+     description, metadata, initiated_by, idempotency_key, fingerprint, created_at, completed_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+
+/// What names a posting's new transaction inside the script that inserts it, after its own
+/// `INSERT`: `LAST_INSERT_ID()` is the id that `INSERT` generated until another statement
+/// generates one (inserting entries does not).
+pub(crate) const NEW_TXN_ID: Lit<'static> = Lit::Sql("LAST_INSERT_ID()");
+
+/// Appends the inserts of a posting: its transaction, then its entries (in one statement),
+/// which name the transaction by [`NEW_TXN_ID`]. The transaction's id is the first
+/// statement's `last_insert_id`.
+pub(crate) fn push_posting(script: &mut Script, p: &Posting) -> Result<()> {
+    let metadata = p.metadata.as_ref().map(Metadata::to_json);
+    script.push(
+        INSERT_TRANSACTION,
+        &[
+            Lit::Int(p.kind.to_db()),
+            Lit::Int(p.status.to_db()),
+            Lit::Int(p.amount_minor),
+            Lit::Ascii(p.currency.code().as_str()),
+            Lit::OptText(p.description.as_ref().map(Description::as_str)),
+            Lit::OptText(metadata.as_deref()),
+            Lit::Int(p.initiated_by.get()),
+            Lit::Latin1(p.idempotency_key.as_str()),
+            Lit::Bytes(&p.fingerprint.0),
+            Lit::Int(p.created_at.as_micros()),
+            Lit::OptInt(p.completed_at.map(Timestamp::as_micros)),
+        ],
+    )?;
+    push_entries(script, NEW_TXN_ID, &p.legs)
+}
+
+/// The id of the transaction a script's `INSERT` (its output `out`) generated.
+pub(crate) fn inserted_txn(out: &Output) -> Result<TransactionId> {
+    stored::txn_id(last_id(out.done.last_insert_id())?)
+}
+
+/// Inserts a transaction and its entries in one round trip; returns the transaction id.
 pub(crate) async fn insert_posting(
     conn: &mut MySqlConnection,
     p: &Posting,
 ) -> Result<TransactionId> {
-    let done = sqlx::query(
-        "INSERT INTO transactions (kind, status, amount, currency, description, metadata,
-             initiated_by, idempotency_key, fingerprint, created_at, completed_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(p.kind.to_db())
-    .bind(p.status.to_db())
-    .bind(p.amount_minor)
-    .bind(p.currency.code().as_str())
-    .bind(p.description.as_ref().map(Description::as_str))
-    .bind(p.metadata.as_ref().map(Metadata::to_json))
-    .bind(p.initiated_by.get())
-    .bind(p.idempotency_key.as_str())
-    .bind(&p.fingerprint.0[..])
-    .bind(p.created_at.as_micros())
-    .bind(p.completed_at.map(Timestamp::as_micros))
-    .execute(&mut *conn)
-    .await
-    .map_err(map_sqlx)?;
-    let id = stored::txn_id(last_id(done.last_insert_id())?)?;
-    insert_entries(conn, id, &p.legs).await?;
-    Ok(id)
+    let mut script = Script::new();
+    push_posting(&mut script, p)?;
+    let out = script.run(conn).await?;
+    inserted_txn(out.first().ok_or_else(|| Error::corrupt("no result of the insert"))?)
+}
+
+/// Appends the insert of the entries of transaction `txn` (an id or [`NEW_TXN_ID`]), in one
+/// statement; nothing if there are none.
+pub(crate) fn push_entries(script: &mut Script, txn: Lit<'_>, legs: &[PostedLeg]) -> Result<()> {
+    if legs.is_empty() {
+        return Ok(());
+    }
+    let sql = values_sql(
+        "INSERT INTO entries (wallet_id, seq, txn_id, amount, balance_after, debits_after) VALUES ",
+        "(?, ?, ?, ?, ?, ?)",
+        legs.len(),
+    );
+    let mut args = Vec::with_capacity(legs.len() * 6);
+    for leg in legs {
+        args.extend([
+            Lit::Int(leg.record.id.get()),
+            Lit::Int(leg.head.seq),
+            txn,
+            Lit::Int(leg.amount_minor),
+            Lit::Int(leg.head.balance_minor),
+            Lit::Int(leg.head.debits_minor),
+        ]);
+    }
+    script.push(&sql, &args)?;
+    Ok(())
 }
 
 /// Inserts the entries of transaction `id`, in one statement.
@@ -305,30 +384,11 @@ pub(crate) async fn insert_entries(
     id: TransactionId,
     legs: &[PostedLeg],
 ) -> Result<()> {
-    if legs.is_empty() {
-        return Ok(());
+    let mut script = Script::new();
+    push_entries(&mut script, Lit::Int(id.get()), legs)?;
+    if !script.is_empty() {
+        script.run(conn).await?;
     }
-    let mut sql = String::from(
-        "INSERT INTO entries (wallet_id, seq, txn_id, amount, balance_after, debits_after) VALUES ",
-    );
-    for i in 0..legs.len() {
-        sql.push_str(if i == 0 {
-            "(?, ?, ?, ?, ?, ?)"
-        } else {
-            ", (?, ?, ?, ?, ?, ?)"
-        });
-    }
-    let mut q = sqlx::query(&sql);
-    for leg in legs {
-        q = q
-            .bind(leg.record.id.get())
-            .bind(leg.head.seq)
-            .bind(id.get())
-            .bind(leg.amount_minor)
-            .bind(leg.head.balance_minor)
-            .bind(leg.head.debits_minor);
-    }
-    q.execute(conn).await.map_err(map_sqlx)?;
     Ok(())
 }
 
@@ -461,6 +521,26 @@ pub(crate) async fn sums_at(
     .await
     .map_err(map_sqlx)?;
     row.ok_or_else(|| Error::corrupt(format!("entry {seq} of wallet {wallet} missing")))
+}
+
+/// A wallet's latest entries, newest first, with their running debits and posting times: `?`
+/// the wallet. Enough to find where a limit window starts in a wallet with few entries (see
+/// [`anchor_in`]) in the round trip that loads a command's state.
+pub(crate) const RECENT_ENTRIES: &str = "SELECT e.seq, e.debits_after,
+         coalesce(t.completed_at, t.created_at)
+     FROM entries e JOIN transactions t ON t.id = e.txn_id
+     WHERE e.wallet_id = ? ORDER BY e.seq DESC LIMIT 8";
+
+/// The running debits of a wallet before `start`, from its latest entries (`(seq, debits
+/// after, posted at)`, newest first, consecutive, as [`RECENT_ENTRIES`] reads them): those
+/// after the newest entry posted before `start`, or zero if the first entry is among them and
+/// none was posted before `start`. `None` if these entries do not tell.
+pub(crate) fn anchor_in(recent: &[(i64, i64, i64)], start: Timestamp) -> Option<i64> {
+    // The chain is in time order, so the first entry found before `start` is the newest one.
+    match recent.iter().find(|(_, _, at)| *at < start.as_micros()) {
+        Some((_, debits, _)) => Some(*debits),
+        None => recent.last().filter(|(seq, ..)| *seq == 1).map(|_| 0),
+    }
 }
 
 /// Posted debits of `w` since `start` (the start of a limit window).
