@@ -88,7 +88,11 @@ pub(crate) async fn insert_pending(
 }
 
 /// Applies changes to an existing transaction (its entries included).
-pub(crate) async fn update_txn(conn: &mut MySqlConnection, u: &TxnUpdate) -> Result<()> {
+pub(crate) async fn update_txn(
+    conn: &mut MySqlConnection,
+    u: &TxnUpdate,
+    windows: queries::Windows,
+) -> Result<()> {
     sqlx::query(
         "UPDATE transactions SET status = ?, amount = ?, refunded = ?,
              completed_at = coalesce(?, completed_at) WHERE id = ?",
@@ -101,7 +105,7 @@ pub(crate) async fn update_txn(conn: &mut MySqlConnection, u: &TxnUpdate) -> Res
     .execute(&mut *conn)
     .await
     .map_err(map_sqlx)?;
-    insert_entries(conn, u.id, &u.legs).await?;
+    insert_entries(conn, u.id, &u.legs, windows).await?;
     if u.close_pending {
         let done =
             sqlx::query("UPDATE pending SET held = 0, open = 0 WHERE txn_id = ? AND open = 1")

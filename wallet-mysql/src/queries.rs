@@ -54,6 +54,66 @@ pub(crate) fn lock_wallets_sql(n: usize) -> String {
     )
 }
 
+/// Locks `n` accounts by id (`?` for each) in ascending id order and reads them, with their
+/// heads and limit-window anchors (see `schema::V3`): one table, so only their rows are locked.
+pub(crate) fn lock_and_read_wallets_sql(n: usize) -> String {
+    format!(
+        "SELECT id, owner_id, kind, currency, status, held, created_at, updated_at,
+                head_seq, head_balance, head_debits, head_at,
+                day_from, day_debits, month_from, month_debits
+         FROM wallets WHERE id IN ({}) ORDER BY id FOR UPDATE",
+        placeholders(n)
+    )
+}
+
+/// A row read by [`lock_and_read_wallets_sql`].
+pub(crate) type LockedCols = (
+    i64,
+    Option<i64>,
+    i64,
+    String,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+);
+
+/// A locked account: its state, given its currency's exponent, and its anchors (window
+/// start, running debits before it) for the day and the month.
+pub(crate) fn locked_wallet(
+    c: LockedCols,
+    exponent: i64,
+) -> Result<(WalletState, [(i64, i64); 2])> {
+    let (id, owner, kind, code, status, held, created, updated) =
+        (c.0, c.1, c.2, c.3, c.4, c.5, c.6, c.7);
+    let (seq, balance, debits, at) = (c.8, c.9, c.10, c.11);
+    let head = (seq > 0).then_some((seq, balance, debits, at));
+    let state = stored::wallet_state((
+        id,
+        owner,
+        kind,
+        code,
+        exponent,
+        status,
+        held,
+        created,
+        updated,
+        head.map(|h| h.0),
+        head.map(|h| h.1),
+        head.map(|h| h.2),
+        head.map(|h| h.3),
+    ))?;
+    Ok((state, [(c.12, c.13), (c.14, c.15)]))
+}
+
 /// `n` wallets by id (`?` for each), in no particular order: see [`wallets_of_rows`].
 pub(crate) fn wallets_sql(n: usize) -> String {
     format!("{} WHERE w.id IN ({})", wallet_select!(), placeholders(n))
@@ -313,9 +373,9 @@ const INSERT_TRANSACTION: &str = "INSERT INTO transactions (kind, status, amount
 pub(crate) const NEW_TXN_ID: Lit<'static> = Lit::Sql("LAST_INSERT_ID()");
 
 /// Appends the inserts of a posting: its transaction, then its entries (in one statement),
-/// which name the transaction by [`NEW_TXN_ID`]. The transaction's id is the first
+/// which name the transaction by [`NEW_TXN_ID`], and the update of their wallets' heads. The transaction's id is the first
 /// statement's `last_insert_id`.
-pub(crate) fn push_posting(script: &mut Script, p: &Posting) -> Result<()> {
+pub(crate) fn push_posting(script: &mut Script, p: &Posting, windows: Windows) -> Result<()> {
     let metadata = p.metadata.as_ref().map(Metadata::to_json);
     script.push(
         INSERT_TRANSACTION,
@@ -333,7 +393,7 @@ pub(crate) fn push_posting(script: &mut Script, p: &Posting) -> Result<()> {
             Lit::OptInt(p.completed_at.map(Timestamp::as_micros)),
         ],
     )?;
-    push_entries(script, NEW_TXN_ID, &p.legs)
+    push_entries(script, NEW_TXN_ID, &p.legs, windows)
 }
 
 /// The id of the transaction a script's `INSERT` (its output `out`) generated.
@@ -345,16 +405,50 @@ pub(crate) fn inserted_txn(out: &Output) -> Result<TransactionId> {
 pub(crate) async fn insert_posting(
     conn: &mut MySqlConnection,
     p: &Posting,
+    windows: Windows,
 ) -> Result<TransactionId> {
     let mut script = Script::new();
-    push_posting(&mut script, p)?;
+    push_posting(&mut script, p, windows)?;
     let out = script.run(conn).await?;
-    inserted_txn(out.first().ok_or_else(|| Error::corrupt("no result of the insert"))?)
+    inserted_txn(
+        out.first()
+            .ok_or_else(|| Error::corrupt("no result of the insert"))?,
+    )
+}
+
+/// The starts of the limit windows (day and month) of the command that posts: the wallet
+/// rows keep the running debits before them (see `schema::V3`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Windows {
+    /// The start of the day containing the command's `now`.
+    pub(crate) day: Timestamp,
+    /// The start of its month.
+    pub(crate) month: Timestamp,
+}
+
+/// `CASE id WHEN ? THEN ? … END` for `n` wallets.
+fn case_sql(n: usize) -> String {
+    let mut sql = String::from("CASE id");
+    for _ in 0..n {
+        sql.push_str(" WHEN ? THEN ?");
+    }
+    sql.push_str(" END");
+    sql
 }
 
 /// Appends the insert of the entries of transaction `txn` (an id or [`NEW_TXN_ID`]), in one
-/// statement; nothing if there are none.
-pub(crate) fn push_entries(script: &mut Script, txn: Lit<'_>, legs: &[PostedLeg]) -> Result<()> {
+/// statement, and the update of their wallets' heads; nothing if there are none.
+///
+/// A wallet's anchor for a window (the running debits before it) is set when its previous
+/// head lies before the window's start: then no entry of the wallet lies in the window, and
+/// the previous head's debits are the anchor. The anchors are assigned before the head, from
+/// the previous head, whether the server assigns left to right or all at once.
+pub(crate) fn push_entries(
+    script: &mut Script,
+    txn: Lit<'_>,
+    legs: &[PostedLeg],
+    windows: Windows,
+) -> Result<()> {
     if legs.is_empty() {
         return Ok(());
     }
@@ -375,17 +469,53 @@ pub(crate) fn push_entries(script: &mut Script, txn: Lit<'_>, legs: &[PostedLeg]
         ]);
     }
     script.push(&sql, &args)?;
+
+    let case = case_sql(legs.len());
+    let sql = format!(
+        "UPDATE wallets SET
+             day_debits = IF(head_at < ?, head_debits, day_debits),
+             day_from = IF(head_at < ?, ?, day_from),
+             month_debits = IF(head_at < ?, head_debits, month_debits),
+             month_from = IF(head_at < ?, ?, month_from),
+             head_seq = {case}, head_balance = {case}, head_debits = {case}, head_at = {case}
+         WHERE id IN ({})",
+        placeholders(legs.len())
+    );
+    let (day, month) = (windows.day.as_micros(), windows.month.as_micros());
+    let mut args = vec![
+        Lit::Int(day),
+        Lit::Int(day),
+        Lit::Int(day),
+        Lit::Int(month),
+        Lit::Int(month),
+        Lit::Int(month),
+    ];
+    let heads: [fn(&PostedLeg) -> i64; 4] = [
+        |l| l.head.seq,
+        |l| l.head.balance_minor,
+        |l| l.head.debits_minor,
+        |l| l.head.last_at.as_micros(),
+    ];
+    for head in heads {
+        for leg in legs {
+            args.extend([Lit::Int(leg.record.id.get()), Lit::Int(head(leg))]);
+        }
+    }
+    args.extend(legs.iter().map(|l| Lit::Int(l.record.id.get())));
+    script.push(&sql, &args)?;
     Ok(())
 }
 
-/// Inserts the entries of transaction `id`, in one statement.
+/// Inserts the entries of transaction `id` and updates their wallets' heads, in one round
+/// trip.
 pub(crate) async fn insert_entries(
     conn: &mut MySqlConnection,
     id: TransactionId,
     legs: &[PostedLeg],
+    windows: Windows,
 ) -> Result<()> {
     let mut script = Script::new();
-    push_entries(&mut script, Lit::Int(id.get()), legs)?;
+    push_entries(&mut script, Lit::Int(id.get()), legs, windows)?;
     if !script.is_empty() {
         script.run(conn).await?;
     }
@@ -521,26 +651,6 @@ pub(crate) async fn sums_at(
     .await
     .map_err(map_sqlx)?;
     row.ok_or_else(|| Error::corrupt(format!("entry {seq} of wallet {wallet} missing")))
-}
-
-/// A wallet's latest entries, newest first, with their running debits and posting times: `?`
-/// the wallet. Enough to find where a limit window starts in a wallet with few entries (see
-/// [`anchor_in`]) in the round trip that loads a command's state.
-pub(crate) const RECENT_ENTRIES: &str = "SELECT e.seq, e.debits_after,
-         coalesce(t.completed_at, t.created_at)
-     FROM entries e JOIN transactions t ON t.id = e.txn_id
-     WHERE e.wallet_id = ? ORDER BY e.seq DESC LIMIT 8";
-
-/// The running debits of a wallet before `start`, from its latest entries (`(seq, debits
-/// after, posted at)`, newest first, consecutive, as [`RECENT_ENTRIES`] reads them): those
-/// after the newest entry posted before `start`, or zero if the first entry is among them and
-/// none was posted before `start`. `None` if these entries do not tell.
-pub(crate) fn anchor_in(recent: &[(i64, i64, i64)], start: Timestamp) -> Option<i64> {
-    // The chain is in time order, so the first entry found before `start` is the newest one.
-    match recent.iter().find(|(_, _, at)| *at < start.as_micros()) {
-        Some((_, debits, _)) => Some(*debits),
-        None => recent.last().filter(|(seq, ..)| *seq == 1).map(|_| 0),
-    }
 }
 
 /// Posted debits of `w` since `start` (the start of a limit window).

@@ -1,8 +1,8 @@
 //! SQL for users, the audit log's inserts, and payment methods.
 
 use sqlx::mysql::{MySqlArguments, MySqlRow};
-use sqlx::{FromRow, MySqlConnection, Row};
 use sqlx::query::Query;
+use sqlx::{FromRow, MySqlConnection, Row};
 use wallet_core::audit::AuditNote;
 use wallet_core::auth::PasswordHash;
 use wallet_core::decide::Existing;

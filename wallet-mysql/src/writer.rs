@@ -35,9 +35,7 @@ use sqlx::mysql::MySqlRow;
 use sqlx::{Executor, MySqlConnection, MySqlPool};
 use wallet_core::command::{Command, Needs, Op, TxnLookup};
 use wallet_core::currency::CurrencyCode;
-use wallet_core::decide::{
-    Decision, Effects, LedgerWrites, Posting, Shown, Spend, State, decide,
-};
+use wallet_core::decide::{Decision, Effects, LedgerWrites, Posting, Shown, Spend, State, decide};
 use wallet_core::ids::{TransactionId, WalletId};
 use wallet_core::notify::Trail;
 use wallet_core::store::Outcome;
@@ -46,6 +44,7 @@ use wallet_core::wallet::{SystemAccount, WalletState};
 use wallet_core::{Error, ErrorKind, Result, Timestamp};
 
 use crate::error::{DUPLICATE_DETAIL, map_sqlx};
+use crate::queries::Windows;
 use crate::script::{Lit, Script};
 use crate::{Unfinished, payments, queries, users};
 
@@ -68,6 +67,8 @@ pub(crate) struct Shared {
     /// Running debit totals of wallets at the start of a limit window (see
     /// [`queries::debits_since`]): fixed once the wallet has an entry in the window.
     anchors: Mutex<HashMap<(WalletId, i64), i64>>,
+    /// Currencies' exponents: fixed once the currency is recorded.
+    exponents: Mutex<HashMap<CurrencyCode, i64>>,
 }
 
 /// Runs a command to completion, retrying on contention.
@@ -256,9 +257,10 @@ type Applied = (Outcome, Option<Error>);
 enum Ending {
     /// The outcome is known; the trail is left to write.
     Known(Applied, Trail),
-    /// A completed posting, not written yet, and its trail, which names the transaction by
-    /// [`PLACEHOLDER`]: the receipt gets the id the transaction's insert generates.
-    Posting(Posting, Trail),
+    /// A completed posting, not written yet, the limit windows of its command, and its trail,
+    /// which names the transaction by [`placeholder`]: the receipt gets the id the
+    /// transaction's insert generates.
+    Posting(Posting, Windows, Trail),
 }
 
 /// The id a trail names a posting's transaction by until its insert has generated the real
@@ -283,8 +285,8 @@ async fn write(
             &trail.events,
             None,
         )?,
-        Ending::Posting(p, trail) => {
-            queries::push_posting(&mut script, p)?;
+        Ending::Posting(p, windows, trail) => {
+            queries::push_posting(&mut script, p, *windows)?;
             let new = payments::NewTxn {
                 placeholder: placeholder()?,
                 by: p.initiated_by,
@@ -309,7 +311,7 @@ async fn write(
     };
     Ok(match ending {
         Ending::Known(applied, _) => applied,
-        Ending::Posting(p, _) => {
+        Ending::Posting(p, ..) => {
             // The posting's insert is the script's first statement.
             let first = out
                 .first()
@@ -398,11 +400,11 @@ fn one_round_needs(command: &Command) -> Option<Needs> {
 }
 
 /// Steps 1 and 2 in one round trip, for the commands [`one_round_needs`] accepts: `BEGIN`,
-/// the lock of the command's accounts (ascending id order), then its reads (the actor and
-/// the idempotency record, the accounts with their heads, the sender's limits and, unless the
-/// anchor cache knows them, the sender's latest entries for its spend), all in one script.
-/// Holds that lapsed and spend windows the latest entries do not settle are read afterwards,
-/// in the same transaction.
+/// the lock of the command's accounts (ascending id order), which reads them in full (heads
+/// and limit-window anchors included, see `schema::V3`), then the actor and the idempotency
+/// record and the sender's limits, all in one script. Lapsed holds, a currency's exponent not
+/// cached yet and spend windows the anchors do not settle are read afterwards, in the same
+/// transaction.
 async fn gather(
     conn: &mut MySqlConnection,
     shared: &Shared,
@@ -417,10 +419,9 @@ async fn gather(
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    let accounts = ints(&ids);
     let mut script = Script::new();
     script.push("BEGIN", &[])?;
-    script.push(&queries::lock_wallets_sql(ids.len()), &accounts)?;
+    script.push(&queries::lock_and_read_wallets_sql(ids.len()), &ints(&ids))?;
     let combined = match (needs.actor, &needs.idempotency) {
         (Some(actor), Some((submitter, key))) if actor == *submitter => {
             script.push(
@@ -443,23 +444,9 @@ async fn gather(
             &[Lit::Int(submitter.get()), Lit::Latin1(key.as_str())],
         )?;
     }
-    script.push(&queries::wallets_sql(ids.len()), &accounts)?;
     let limited = needs.limits.and_then(|i| needs.wallets.get(i)).copied();
     if let Some(wallet) = limited {
         script.push(payments::LIMITS, &[Lit::Int(wallet.get())])?;
-    }
-    // The sender's latest entries, unless both of its spend windows are cached.
-    let spender = match needs.spend.and_then(|i| needs.wallets.get(i)) {
-        Some(wallet) => {
-            let (day, month) = windows(command)?;
-            let anchors = lock_map(&shared.anchors);
-            let cached = |start: Timestamp| anchors.contains_key(&(*wallet, start.as_micros()));
-            (!(cached(day) && cached(month))).then_some(*wallet)
-        }
-        None => None,
-    };
-    if let Some(wallet) = spender {
-        script.push(queries::RECENT_ENTRIES, &[Lit::Int(wallet.get())])?;
     }
 
     let mut out = script.run(conn).await.map_err(not_started)?.into_iter();
@@ -468,7 +455,7 @@ async fn gather(
             .ok_or_else(|| Error::corrupt("a script returned fewer results than statements"))
     };
     next()?; // BEGIN
-    next()?; // the locks
+    let locked: Vec<queries::LockedCols> = rows_as(&next()?.rows)?;
     locks.wallets.extend(ids.iter().copied());
     let mut state = State::default();
     if needs.actor.is_some() {
@@ -482,29 +469,51 @@ async fn gather(
     if needs.idempotency.is_some() && !combined {
         state.existing = queries::existing_of(first_as(&next()?.rows)?)?;
     }
-    let named = queries::wallets_of_rows(&next()?.rows)?;
-    state.wallets = in_order(&needs.wallets, &named);
-    if limited.is_some() {
-        let row = first_as(&next()?.rows)?;
-        // As `load`: the limits of a wallet that exists.
-        if let Some(index) = needs.limits
-            && let Some(Some(_)) = state.wallets.get(index)
-        {
-            state.limits = payments::limits_of(row);
-        }
-    }
-    let recent: Vec<(i64, i64, i64)> = match spender {
-        Some(_) => rows_as(&next()?.rows)?,
-        None => Vec::new(),
+    let limits = match limited {
+        Some(_) => first_as(&next()?.rows)?,
+        None => None,
     };
+    let mut named = Vec::with_capacity(locked.len());
+    let mut anchors = HashMap::new();
+    for row in locked {
+        let exponent = exponent(conn, shared, &row.3).await?;
+        let (wallet, stored) = queries::locked_wallet(row, exponent)?;
+        anchors.insert(wallet.record.id, stored);
+        named.push(wallet);
+    }
+    state.wallets = in_order(&needs.wallets, &named);
+    // As `load`: the limits of a wallet that exists.
+    if let Some(index) = needs.limits
+        && let Some(Some(_)) = state.wallets.get(index)
+    {
+        state.limits = payments::limits_of(limits);
+    }
+    let spender = needs.spend.and_then(|i| needs.wallets.get(i));
+    let stored = spender
+        .and_then(|w| anchors.get(w))
+        .copied()
+        .unwrap_or_default();
     load_expired(conn, command, needs, &mut state).await?;
-    load_spend(conn, shared, command, needs, &mut state, &recent).await?;
+    load_spend(conn, shared, command, needs, &mut state, &stored).await?;
     if !accounts_in(&state).is_subset(&locks.wallets) {
         // Cannot happen for the commands gathered here (their accounts are the ones named),
         // but a decision never runs on accounts it has not locked.
         return Err(Error::StorageBusy);
     }
     Ok(state)
+}
+
+/// The exponent of a currency (cached: it never changes once recorded).
+async fn exponent(conn: &mut MySqlConnection, shared: &Shared, code: &str) -> Result<i64> {
+    let code = CurrencyCode::new(code).map_err(wallet_core::stored::corrupt("currency code"))?;
+    if let Some(e) = lock_map(&shared.exponents).get(&code) {
+        return Ok(*e);
+    }
+    let e = queries::stored_exponent(conn, code)
+        .await?
+        .ok_or_else(|| Error::corrupt("a wallet's currency is not recorded"))?;
+    lock_map(&shared.exponents).insert(code, i64::from(e));
+    Ok(i64::from(e))
 }
 
 /// The first row as a tuple, if any.
@@ -600,9 +609,9 @@ async fn conclude(conn: &mut MySqlConnection, command: &Command, state: &State) 
         && let Effects::Ledger(writes) = &mut effects
         && let Some(p) = writes.new.take()
     {
-        return Ok(Ending::Posting(p, trail));
+        return Ok(Ending::Posting(p, windows(command)?, trail));
     }
-    let outcome = persist(conn, effects).await?;
+    let outcome = persist(conn, effects, windows(command)?).await?;
     let trail = wallet_core::notify::trail(command, &outcome);
     Ok(Ending::Known((outcome, refusal), trail))
 }
@@ -749,33 +758,31 @@ async fn add_wallet(conn: &mut MySqlConnection, state: &mut State, id: WalletId)
     Ok(())
 }
 
-/// Posted debits of `w` since `start`, through the anchor cache. `recent` holds the wallet's
-/// latest entries if they were read (see [`queries::RECENT_ENTRIES`]), which settle the anchor
-/// of a wallet with few entries without a search.
+/// Posted debits of `w` since `start`: from the anchor its row keeps for a window starting at
+/// `start` (`stored`: window starts and the debits before them, if the row was read with
+/// them), else through the anchor cache, else by a search of its entries.
 async fn spent_since(
     conn: &mut MySqlConnection,
     shared: &Shared,
     w: &WalletState,
     start: Timestamp,
-    recent: &[(i64, i64, i64)],
+    stored: &[(i64, i64)],
 ) -> Result<i64> {
     if w.head.seq == 0 || w.head.last_at < start {
         return Ok(0);
     }
     let key = (w.record.id, start.as_micros());
-    let cached = lock_map(&shared.anchors).get(&key).copied();
-    let anchor = match cached {
+    let kept = stored
+        .iter()
+        .find(|(from, _)| *from == start.as_micros())
+        .map(|(_, debits)| *debits);
+    let cached = || lock_map(&shared.anchors).get(&key).copied();
+    let anchor = match kept.or_else(cached) {
         Some(a) => a,
         None => {
-            let a = match queries::anchor_in(recent, start) {
-                Some(a) => a,
-                None => {
-                    let first =
-                        queries::first_seq_at_or_after(conn, w.record.id, w.head.seq, start)
-                            .await?;
-                    queries::sums_at(conn, w.record.id, first - 1).await?.1
-                }
-            };
+            let first =
+                queries::first_seq_at_or_after(conn, w.record.id, w.head.seq, start).await?;
+            let a = queries::sums_at(conn, w.record.id, first - 1).await?.1;
             let mut anchors = lock_map(&shared.anchors);
             if anchors.len() >= ANCHORS_MAX {
                 anchors.clear();
@@ -794,12 +801,12 @@ async fn spent_since(
 }
 
 /// The starts of the day and the month containing the command's `now`: its limit windows.
-fn windows(command: &Command) -> Result<(Timestamp, Timestamp)> {
+fn windows(command: &Command) -> Result<Windows> {
     let zone = command.config.time_zone();
-    Ok((
-        zone.period_start(command.now, wallet_core::calendar::Granularity::Day)?,
-        zone.period_start(command.now, wallet_core::calendar::Granularity::Month)?,
-    ))
+    Ok(Windows {
+        day: zone.period_start(command.now, wallet_core::calendar::Granularity::Day)?,
+        month: zone.period_start(command.now, wallet_core::calendar::Granularity::Month)?,
+    })
 }
 
 /// The lapsed holds of the wallet `needs` names, if it holds any.
@@ -818,23 +825,23 @@ async fn load_expired(
     Ok(())
 }
 
-/// What the wallet `needs` names has spent in its day and month (`recent`: its latest
-/// entries, if read).
+/// What the wallet `needs` names has spent in its day and month (`stored`: the anchors its
+/// row keeps, if read).
 async fn load_spend(
     conn: &mut MySqlConnection,
     shared: &Shared,
     command: &Command,
     needs: &Needs,
     state: &mut State,
-    recent: &[(i64, i64, i64)],
+    stored: &[(i64, i64)],
 ) -> Result<()> {
     if let Some(index) = needs.spend
         && let Some(Some(w)) = state.wallets.get(index).cloned()
     {
-        let (day, month) = windows(command)?;
+        let windows = windows(command)?;
         state.spend = Some(Spend {
-            today: spent_since(conn, shared, &w, day, recent).await?,
-            month: spent_since(conn, shared, &w, month, recent).await?,
+            today: spent_since(conn, shared, &w, windows.day, stored).await?,
+            month: spent_since(conn, shared, &w, windows.month, stored).await?,
         });
     }
     Ok(())
@@ -974,7 +981,11 @@ async fn load(
 }
 
 /// Step 4: writes the effects of a decision.
-async fn persist(conn: &mut MySqlConnection, effects: Effects) -> Result<Outcome> {
+async fn persist(
+    conn: &mut MySqlConnection,
+    effects: Effects,
+    windows: Windows,
+) -> Result<Outcome> {
     Ok(match effects {
         Effects::OpenWallet(new) => {
             if new.register_currency {
@@ -988,7 +999,7 @@ async fn persist(conn: &mut MySqlConnection, effects: Effects) -> Result<Outcome
             Outcome::Wallet(state)
         }
         Effects::Post(posting) => {
-            let id = queries::insert_posting(conn, &posting).await?;
+            let id = queries::insert_posting(conn, &posting, windows).await?;
             Outcome::Receipt(Receipt {
                 transaction: posting.to_transaction(id),
                 replayed: false,
@@ -1022,7 +1033,7 @@ async fn persist(conn: &mut MySqlConnection, effects: Effects) -> Result<Outcome
             users::delete_method(conn, id).await?;
             Outcome::Done
         }
-        Effects::Ledger(writes) => persist_ledger(conn, *writes).await?,
+        Effects::Ledger(writes) => persist_ledger(conn, *writes, windows).await?,
         Effects::SetLimits(wallet, limits) => {
             payments::set_limits(conn, wallet, limits.as_ref()).await?;
             Outcome::Done
@@ -1037,9 +1048,13 @@ async fn persist(conn: &mut MySqlConnection, effects: Effects) -> Result<Outcome
     })
 }
 
-async fn persist_ledger(conn: &mut MySqlConnection, w: LedgerWrites) -> Result<Outcome> {
+async fn persist_ledger(
+    conn: &mut MySqlConnection,
+    w: LedgerWrites,
+    windows: Windows,
+) -> Result<Outcome> {
     let new_id = match &w.new {
-        Some(p) => Some(queries::insert_posting(conn, p).await?),
+        Some(p) => Some(queries::insert_posting(conn, p, windows).await?),
         None => None,
     };
     if let Some(id) = new_id {
@@ -1058,7 +1073,7 @@ async fn persist_ledger(conn: &mut MySqlConnection, w: LedgerWrites) -> Result<O
         }
     }
     for u in &w.updates {
-        payments::update_txn(conn, u).await?;
+        payments::update_txn(conn, u, windows).await?;
     }
     for r in &w.records {
         queries::update_held(conn, r).await?;

@@ -720,3 +720,51 @@ async fn orders_and_links_are_paid_once_across_processes() {
     let held = ledgers[0].wallet(&seller, shop.id).await.unwrap().balance;
     assert_eq!(held.minor(), 100 + 200 * i64::try_from(links).unwrap());
 }
+
+/// The heads kept with wallet rows (schema 3) follow every posting, and `verify` reports one
+/// that differs from the wallet's latest entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_heads_follow_postings_and_verify_checks_them() {
+    use sqlx::{Connection, Executor};
+    let name = common::fresh_database().await;
+    let a = MySqlStore::connect(&common::app_url(&name), common::test_options())
+        .await
+        .unwrap()
+        .with_guard(common::DropDatabase(name.clone()));
+    let l = ledger(a.clone()).await;
+    let funded = funded_wallets(&l, 2, "10.00").await;
+    let ((alice, from), (_, to)) = (funded[0], funded[1]);
+    for i in 0..3 {
+        l.transfer(
+            &alice,
+            wallet_core::TransferRequest::new(from, to, d("1.25"), format!("t{i}")),
+        )
+        .await
+        .unwrap();
+    }
+    let report = a.verify().await.unwrap();
+    assert!(report.is_ok(), "{report:?}");
+    let w = a.wallet(from).await.unwrap().unwrap();
+    assert_eq!(w.head.balance_minor, 1000 - 375);
+
+    let mut c = sqlx::MySqlConnection::connect(&common::admin_db_url(&name))
+        .await
+        .unwrap();
+    c.execute(
+        format!(
+            "UPDATE wallets SET head_balance = head_balance + 1 WHERE id = {}",
+            to.get()
+        )
+        .as_str(),
+    )
+    .await
+    .unwrap();
+    let report = a.verify().await.unwrap();
+    assert!(
+        report.discrepancies.iter().any(|d| matches!(
+            d,
+            wallet_core::verify::Discrepancy::ChainBroken { wallet, .. } if *wallet == to
+        )),
+        "{report:?}"
+    );
+}
