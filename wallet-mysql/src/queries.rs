@@ -3,7 +3,8 @@
 //! Rows are read as the column tuples of [`wallet_core::stored`] and converted there, so every
 //! value read back is checked the same way as in the SQLite backend.
 
-use sqlx::MySqlConnection;
+use sqlx::mysql::MySqlRow;
+use sqlx::{MySqlConnection, Row};
 use wallet_core::currency::{Currency, CurrencyCode};
 use wallet_core::decide::{Existing, NewWallet, PendingRecord, PostedLeg, Posting};
 use wallet_core::ids::{TransactionId, UserId, WalletId};
@@ -66,52 +67,36 @@ pub(crate) fn lock_and_read_wallets_sql(n: usize) -> String {
     )
 }
 
-/// A row read by [`lock_and_read_wallets_sql`].
-pub(crate) type LockedCols = (
-    i64,
-    Option<i64>,
-    i64,
-    String,
-    i64,
-    i64,
-    i64,
-    i64,
-    i64,
-    i64,
-    i64,
-    i64,
-    i64,
-    i64,
-    i64,
-    i64,
-);
+/// The currency code of a row read by [`lock_and_read_wallets_sql`].
+pub(crate) fn locked_currency(row: &MySqlRow) -> Result<String> {
+    row.try_get(3).map_err(map_sqlx)
+}
 
-/// A locked account: its state, given its currency's exponent, and its anchors (window
-/// start, running debits before it) for the day and the month.
+/// The account of a row read by [`lock_and_read_wallets_sql`], given its currency's exponent,
+/// and its anchors (window start, running debits before it) for the day and the month.
 pub(crate) fn locked_wallet(
-    c: LockedCols,
+    row: &MySqlRow,
     exponent: i64,
 ) -> Result<(WalletState, [(i64, i64); 2])> {
-    let (id, owner, kind, code, status, held, created, updated) =
-        (c.0, c.1, c.2, c.3, c.4, c.5, c.6, c.7);
-    let (seq, balance, debits, at) = (c.8, c.9, c.10, c.11);
-    let head = (seq > 0).then_some((seq, balance, debits, at));
+    let int = |i: usize| -> Result<i64> { row.try_get(i).map_err(map_sqlx) };
+    // A wallet without entries has head 0 (see `schema::V3`).
+    let head = |i: usize| -> Result<Option<i64>> { Ok((int(8)? > 0).then_some(int(i)?)) };
     let state = stored::wallet_state((
-        id,
-        owner,
-        kind,
-        code,
+        int(0)?,
+        row.try_get(1).map_err(map_sqlx)?,
+        int(2)?,
+        locked_currency(row)?,
         exponent,
-        status,
-        held,
-        created,
-        updated,
-        head.map(|h| h.0),
-        head.map(|h| h.1),
-        head.map(|h| h.2),
-        head.map(|h| h.3),
+        int(4)?,
+        int(5)?,
+        int(6)?,
+        int(7)?,
+        head(8)?,
+        head(9)?,
+        head(10)?,
+        head(11)?,
     ))?;
-    Ok((state, [(c.12, c.13), (c.14, c.15)]))
+    Ok((state, [(int(12)?, int(13)?), (int(14)?, int(15)?)]))
 }
 
 /// `n` wallets by id (`?` for each), in no particular order: see [`wallets_of_rows`].
@@ -120,7 +105,7 @@ pub(crate) fn wallets_sql(n: usize) -> String {
 }
 
 /// The wallets of rows read by [`wallets_sql`], in id order.
-pub(crate) fn wallets_of_rows(rows: &[sqlx::mysql::MySqlRow]) -> Result<Vec<WalletState>> {
+pub(crate) fn wallets_of_rows(rows: &[MySqlRow]) -> Result<Vec<WalletState>> {
     use sqlx::FromRow;
     let mut wallets = rows
         .iter()

@@ -455,7 +455,7 @@ async fn gather(
             .ok_or_else(|| Error::corrupt("a script returned fewer results than statements"))
     };
     next()?; // BEGIN
-    let locked: Vec<queries::LockedCols> = rows_as(&next()?.rows)?;
+    let locked = next()?.rows;
     locks.wallets.extend(ids.iter().copied());
     let mut state = State::default();
     if needs.actor.is_some() {
@@ -475,8 +475,8 @@ async fn gather(
     };
     let mut named = Vec::with_capacity(locked.len());
     let mut anchors = HashMap::new();
-    for row in locked {
-        let exponent = exponent(conn, shared, &row.3).await?;
+    for row in &locked {
+        let exponent = exponent(conn, shared, &queries::locked_currency(row)?).await?;
         let (wallet, stored) = queries::locked_wallet(row, exponent)?;
         anchors.insert(wallet.record.id, stored);
         named.push(wallet);
@@ -524,16 +524,6 @@ where
     rows.first()
         .map(|row| T::from_row(row).map_err(map_sqlx))
         .transpose()
-}
-
-/// Every row as a tuple.
-fn rows_as<T>(rows: &[MySqlRow]) -> Result<Vec<T>>
-where
-    T: for<'r> sqlx::FromRow<'r, MySqlRow>,
-{
-    rows.iter()
-        .map(|row| T::from_row(row).map_err(map_sqlx))
-        .collect()
 }
 
 /// `found` in the order `ids` names them, `None` for each missing one.
