@@ -407,6 +407,16 @@ impl Verifier {
         }
     }
 
+    /// A backend that keeps each account's latest entry (its head) alongside the account found
+    /// the one kept for `wallet` is not its latest entry (`seq`: the one kept).
+    pub fn stored_head(&mut self, wallet: WalletId, seq: i64) {
+        self.flag(Discrepancy::ChainBroken {
+            wallet,
+            seq,
+            detail: "the head stored with the account is not its latest entry".into(),
+        });
+    }
+
     /// Ends both passes and returns the report.
     pub fn finish(mut self) -> VerifyReport {
         self.close_account();

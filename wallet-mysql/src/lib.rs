@@ -8,6 +8,7 @@ mod portable;
 mod queries;
 mod reads;
 mod schema;
+mod script;
 mod users;
 mod writer;
 
@@ -366,12 +367,13 @@ macro_rules! snapshot {
 
 /// A pooled connection that may be inside a transaction sqlx does not know of: closed, not
 /// returned to the pool, when dropped before [`Unfinished::finish`].
-struct Unfinished {
-    conn: sqlx::pool::PoolConnection<sqlx::MySql>,
+pub(crate) struct Unfinished {
+    pub(crate) conn: sqlx::pool::PoolConnection<sqlx::MySql>,
     finished: bool,
 }
 
 impl Unfinished {
+    /// A connection about to open such a transaction.
     fn new(conn: sqlx::pool::PoolConnection<sqlx::MySql>) -> Self {
         Unfinished {
             conn,
@@ -379,8 +381,21 @@ impl Unfinished {
         }
     }
 
+    /// A connection in no transaction yet (see [`Unfinished::start`]).
+    pub(crate) fn idle(conn: sqlx::pool::PoolConnection<sqlx::MySql>) -> Self {
+        Unfinished {
+            conn,
+            finished: true,
+        }
+    }
+
+    /// A transaction may be open from now on, until [`Unfinished::finish`].
+    pub(crate) fn start(&mut self) {
+        self.finished = false;
+    }
+
     /// The transaction was ended: the connection may serve other calls.
-    fn finish(&mut self) {
+    pub(crate) fn finish(&mut self) {
         self.finished = true;
     }
 }

@@ -1,7 +1,7 @@
 //! SQL for the money side beyond plain postings: pending transactions and holds, refunds,
 //! limits, merchants, payment links and notifications.
 
-use sqlx::MySqlConnection;
+use sqlx::{Either, MySqlConnection};
 use wallet_core::command::MarkRead;
 use wallet_core::decide::{LinkRecord, MerchantRecord, NewPending, PendingRecord, TxnUpdate};
 use wallet_core::ids::{MerchantId, TransactionId, UserId, WalletId};
@@ -13,7 +13,8 @@ use wallet_core::text::{Description, ExternalRef, IdempotencyKey};
 use wallet_core::{Error, Result, Timestamp};
 
 use crate::error::{map_sqlx, server_code};
-use crate::queries::{changed_one, insert_entries, last_id, pendings};
+use crate::queries::{self, changed_one, insert_entries, last_id, pendings};
+use crate::script::{Lit, Script, values_sql};
 
 /// The transaction a gateway reference names, if any.
 pub(crate) async fn txn_of_gateway(
@@ -87,7 +88,11 @@ pub(crate) async fn insert_pending(
 }
 
 /// Applies changes to an existing transaction (its entries included).
-pub(crate) async fn update_txn(conn: &mut MySqlConnection, u: &TxnUpdate) -> Result<()> {
+pub(crate) async fn update_txn(
+    conn: &mut MySqlConnection,
+    u: &TxnUpdate,
+    windows: queries::Windows,
+) -> Result<()> {
     sqlx::query(
         "UPDATE transactions SET status = ?, amount = ?, refunded = ?,
              completed_at = coalesce(?, completed_at) WHERE id = ?",
@@ -100,7 +105,7 @@ pub(crate) async fn update_txn(conn: &mut MySqlConnection, u: &TxnUpdate) -> Res
     .execute(&mut *conn)
     .await
     .map_err(map_sqlx)?;
-    insert_entries(conn, u.id, &u.legs).await?;
+    insert_entries(conn, u.id, &u.legs, windows).await?;
     if u.close_pending {
         let done =
             sqlx::query("UPDATE pending SET held = 0, open = 0 WHERE txn_id = ? AND open = 1")
@@ -135,20 +140,27 @@ pub(crate) async fn set_original(
     changed_one(done.rows_affected(), "transaction")
 }
 
+/// A wallet's stored limits: `?` the wallet.
+pub(crate) const LIMITS: &str =
+    "SELECT per_transaction, daily, monthly FROM wallet_limits WHERE wallet_id = ?";
+
 /// A wallet's stored limits.
 pub(crate) async fn limits(conn: &mut MySqlConnection, wallet: WalletId) -> Result<Option<Limits>> {
-    let row: Option<(i64, i64, i64)> = sqlx::query_as(
-        "SELECT per_transaction, daily, monthly FROM wallet_limits WHERE wallet_id = ?",
-    )
-    .bind(wallet.get())
-    .fetch_optional(conn)
-    .await
-    .map_err(map_sqlx)?;
-    Ok(row.map(|(per_transaction, daily, monthly)| Limits {
+    let row: Option<(i64, i64, i64)> = sqlx::query_as(LIMITS)
+        .bind(wallet.get())
+        .fetch_optional(conn)
+        .await
+        .map_err(map_sqlx)?;
+    Ok(limits_of(row))
+}
+
+/// The limits of a row read by [`LIMITS`], if any.
+pub(crate) fn limits_of(row: Option<(i64, i64, i64)>) -> Option<Limits> {
+    row.map(|(per_transaction, daily, monthly)| Limits {
         per_transaction,
         daily,
         monthly,
-    }))
+    })
 }
 
 /// Stores a wallet's limits (`None`: the defaults).
@@ -390,13 +402,50 @@ pub(crate) async fn update_link(
     Ok(())
 }
 
-/// Appends notifications and events, each kind in one statement.
-pub(crate) async fn insert_trail(
-    conn: &mut MySqlConnection,
+/// A transaction a script inserts before its trail, whose id is known only once the script has
+/// run: the trail names it by `placeholder`, and the script by SQL.
+pub(crate) struct NewTxn<'a> {
+    /// The id the trail was built with.
+    pub(crate) placeholder: TransactionId,
+    /// Who submitted it, and under which key (unique together): how later statements find it.
+    pub(crate) by: UserId,
+    /// Its idempotency key.
+    pub(crate) key: &'a IdempotencyKey,
+}
+
+/// Whether every notification and event of a trail refers to its transaction by id only (none
+/// is text), so a script can name a transaction it inserts itself (see [`NewTxn`]).
+pub(crate) fn by_reference_only(notifications: &[NewNotification], events: &[NewEvent]) -> bool {
+    notifications
+        .iter()
+        .all(|n| matches!(n.body, NoteBody::Transaction(_)))
+        && events.iter().all(|e| e.compact().is_some())
+}
+
+/// Appends the inserts of notifications and events, each kind in one statement. With `new`,
+/// the statement before them inserted that transaction's entries (see
+/// [`queries::push_posting`]), and references to its placeholder name it by SQL.
+pub(crate) fn push_trail(
+    script: &mut Script,
     at: Timestamp,
     notifications: &[NewNotification],
     events: &[NewEvent],
+    new: Option<&NewTxn<'_>>,
 ) -> Result<()> {
+    // Until a statement of the trail generates an id, LAST_INSERT_ID() is the new
+    // transaction's; afterwards its unique key finds it.
+    let found = match new {
+        Some(n) => Script::expression(
+            "SELECT id FROM transactions WHERE initiated_by = ? AND idempotency_key = ?",
+            &[Lit::Int(n.by.get()), Lit::Latin1(n.key.as_str())],
+        )?,
+        None => String::new(),
+    };
+    let txn_ref = |txn: TransactionId, last_insert_is_new: bool| match new {
+        Some(n) if n.placeholder == txn && last_insert_is_new => queries::NEW_TXN_ID,
+        Some(n) if n.placeholder == txn => Lit::Built(&found),
+        _ => Lit::Int(txn.get()),
+    };
     // Money movements' notifications and events are stored by reference, as in SQLite (see
     // `wallet_core::notify::TxnNote`): their text columns stay null.
     if !notifications.is_empty() {
@@ -407,25 +456,34 @@ pub(crate) async fn insert_trail(
             "(?, ?, ?, ?, ?, 0, ?, ?, ?)",
             notifications.len(),
         );
-        let mut q = sqlx::query(&sql);
+        let mut args = Vec::with_capacity(notifications.len() * 8);
         for n in notifications {
-            let (text, reference) = match &n.body {
-                NoteBody::Text { title, message } => (Some((title.clone(), message.clone())), None),
-                NoteBody::Transaction(note) => (None, Some((note.txn.get(), note.state()))),
+            let (title, message, txn, state) = match &n.body {
+                NoteBody::Text { title, message } => (
+                    Lit::Text(title),
+                    Lit::Text(message),
+                    Lit::OptInt(None),
+                    Lit::OptInt(None),
+                ),
+                NoteBody::Transaction(note) => (
+                    Lit::OptText(None),
+                    Lit::OptText(None),
+                    txn_ref(note.txn, true),
+                    Lit::Int(note.state()),
+                ),
             };
-            let (title, message) = text.unzip();
-            let (txn, state) = reference.unzip();
-            q = q
-                .bind(n.user.get())
-                .bind(n.kind.to_db())
-                .bind(n.priority.to_db())
-                .bind(title)
-                .bind(message)
-                .bind(at.as_micros())
-                .bind(txn)
-                .bind(state);
+            args.extend([
+                Lit::Int(n.user.get()),
+                Lit::Int(n.kind.to_db()),
+                Lit::Int(n.priority.to_db()),
+                title,
+                message,
+                Lit::Int(at.as_micros()),
+                txn,
+                state,
+            ]);
         }
-        q.execute(&mut *conn).await.map_err(map_sqlx)?;
+        script.push(&sql, &args)?;
     }
     if !events.is_empty() {
         let sql = values_sql(
@@ -433,40 +491,37 @@ pub(crate) async fn insert_trail(
             "(?, ?, ?, ?, ?, ?)",
             events.len(),
         );
-        let mut q = sqlx::query(&sql);
-        for e in events {
-            q = q.bind(at.as_micros());
-            q = match e.compact() {
-                Some((txn, status)) => q
-                    .bind(None::<String>)
-                    .bind(None::<String>)
-                    .bind(None::<String>)
-                    .bind(Some(txn.get()))
-                    .bind(Some(status.to_db())),
-                None => q
-                    .bind(Some(e.kind().into_owned()))
-                    .bind(Some(e.subject().into_owned()))
-                    .bind(Some(e.payload()))
-                    .bind(None::<i64>)
-                    .bind(None::<i64>),
-            };
+        // Each event as the reference it is stored as, or its text (rendered only then).
+        let rows: Vec<_> = events
+            .iter()
+            .map(|e| match e.compact() {
+                Some(reference) => Either::Left(reference),
+                None => Either::Right((e.kind(), e.subject(), e.payload())),
+            })
+            .collect();
+        let mut args = Vec::with_capacity(events.len() * 6);
+        for row in &rows {
+            args.push(Lit::Int(at.as_micros()));
+            match row {
+                Either::Left((txn, status)) => args.extend([
+                    Lit::OptText(None),
+                    Lit::OptText(None),
+                    Lit::OptText(None),
+                    txn_ref(*txn, notifications.is_empty()),
+                    Lit::Int(status.to_db()),
+                ]),
+                Either::Right((kind, subject, payload)) => args.extend([
+                    Lit::Text(kind),
+                    Lit::Text(subject),
+                    Lit::Text(payload),
+                    Lit::OptInt(None),
+                    Lit::OptInt(None),
+                ]),
+            }
         }
-        q.execute(conn).await.map_err(map_sqlx)?;
+        script.push(&sql, &args)?;
     }
     Ok(())
-}
-
-/// `head` followed by `rows` copies of `row`, comma-separated.
-fn values_sql(head: &str, row: &str, rows: usize) -> String {
-    let mut sql = String::with_capacity(head.len() + rows * (row.len() + 2));
-    sql.push_str(head);
-    for i in 0..rows {
-        if i > 0 {
-            sql.push_str(", ");
-        }
-        sql.push_str(row);
-    }
-    sql
 }
 
 /// The columns a notification is read with (`stored::StoredNotificationCols`, flattened), its

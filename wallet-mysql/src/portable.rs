@@ -267,6 +267,10 @@ async fn load<R: Read + Send + 'static>(conn: &mut MySqlConnection, input: R) ->
         .execute(&mut *conn)
         .await
         .map_err(map_sqlx)?;
+    sqlx::query(crate::schema::HEADS_FROM_ENTRIES)
+        .execute(&mut *conn)
+        .await
+        .map_err(map_sqlx)?;
     Imported::verified(summary, reads::verify(conn).await?)
 }
 

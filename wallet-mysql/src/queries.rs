@@ -3,7 +3,8 @@
 //! Rows are read as the column tuples of [`wallet_core::stored`] and converted there, so every
 //! value read back is checked the same way as in the SQLite backend.
 
-use sqlx::MySqlConnection;
+use sqlx::mysql::MySqlRow;
+use sqlx::{MySqlConnection, Row};
 use wallet_core::currency::{Currency, CurrencyCode};
 use wallet_core::decide::{Existing, NewWallet, PendingRecord, PostedLeg, Posting};
 use wallet_core::ids::{TransactionId, UserId, WalletId};
@@ -14,15 +15,20 @@ use wallet_core::wallet::{SystemAccount, WalletKind, WalletRecord, WalletState, 
 use wallet_core::{Error, Result, Timestamp};
 
 use crate::error::map_sqlx;
+use crate::script::{Lit, Output, Script, values_sql};
 
 /// A wallet and its latest entry (its head) in one statement; append a `WHERE`.
+///
+/// The currency's exponent is a subquery rather than a join: joined, MariaDB starts the plan
+/// from `currencies` (one row) and reaches the wallets through their currency index, with a
+/// temporary table and a sort; as a subquery it is one primary-key read per wallet.
 macro_rules! wallet_select {
     () => {
-        "SELECT w.id, w.owner_id, w.kind, w.currency, c.exponent, w.status, w.held,
+        "SELECT w.id, w.owner_id, w.kind, w.currency,
+                (SELECT c.exponent FROM currencies c WHERE c.code = w.currency), w.status, w.held,
                 w.created_at, w.updated_at, e.seq, e.balance_after, e.debits_after,
                 coalesce(t.completed_at, t.created_at)
          FROM wallets w
-         JOIN currencies c ON c.code = w.currency
          LEFT JOIN entries e ON e.wallet_id = w.id
              AND e.seq = (SELECT s.seq FROM entries s WHERE s.wallet_id = w.id
                           ORDER BY s.seq DESC LIMIT 1)
@@ -39,6 +45,74 @@ pub(crate) fn placeholders(n: usize) -> String {
         s.push_str(", ?");
     }
     s
+}
+
+/// Locks `n` accounts by id (`?` for each), in ascending id order.
+pub(crate) fn lock_wallets_sql(n: usize) -> String {
+    format!(
+        "SELECT id FROM wallets WHERE id IN ({}) ORDER BY id FOR UPDATE",
+        placeholders(n)
+    )
+}
+
+/// Locks `n` accounts by id (`?` for each) in ascending id order and reads them, with their
+/// heads and limit-window anchors (see `schema::V3`): one table, so only their rows are locked.
+pub(crate) fn lock_and_read_wallets_sql(n: usize) -> String {
+    format!(
+        "SELECT id, owner_id, kind, currency, status, held, created_at, updated_at,
+                head_seq, head_balance, head_debits, head_at,
+                day_from, day_debits, month_from, month_debits
+         FROM wallets WHERE id IN ({}) ORDER BY id FOR UPDATE",
+        placeholders(n)
+    )
+}
+
+/// The currency code of a row read by [`lock_and_read_wallets_sql`].
+pub(crate) fn locked_currency(row: &MySqlRow) -> Result<String> {
+    row.try_get(3).map_err(map_sqlx)
+}
+
+/// The account of a row read by [`lock_and_read_wallets_sql`], given its currency's exponent,
+/// and its anchors (window start, running debits before it) for the day and the month.
+pub(crate) fn locked_wallet(
+    row: &MySqlRow,
+    exponent: i64,
+) -> Result<(WalletState, [(i64, i64); 2])> {
+    let int = |i: usize| -> Result<i64> { row.try_get(i).map_err(map_sqlx) };
+    // A wallet without entries has head 0 (see `schema::V3`).
+    let head = |i: usize| -> Result<Option<i64>> { Ok((int(8)? > 0).then_some(int(i)?)) };
+    let state = stored::wallet_state((
+        int(0)?,
+        row.try_get(1).map_err(map_sqlx)?,
+        int(2)?,
+        locked_currency(row)?,
+        exponent,
+        int(4)?,
+        int(5)?,
+        int(6)?,
+        int(7)?,
+        head(8)?,
+        head(9)?,
+        head(10)?,
+        head(11)?,
+    ))?;
+    Ok((state, [(int(12)?, int(13)?), (int(14)?, int(15)?)]))
+}
+
+/// `n` wallets by id (`?` for each), in no particular order: see [`wallets_of_rows`].
+pub(crate) fn wallets_sql(n: usize) -> String {
+    format!("{} WHERE w.id IN ({})", wallet_select!(), placeholders(n))
+}
+
+/// The wallets of rows read by [`wallets_sql`], in id order.
+pub(crate) fn wallets_of_rows(rows: &[MySqlRow]) -> Result<Vec<WalletState>> {
+    use sqlx::FromRow;
+    let mut wallets = rows
+        .iter()
+        .map(|row| stored::wallet_state(WalletCols::from_row(row).map_err(map_sqlx)?))
+        .collect::<Result<Vec<_>>>()?;
+    wallets.sort_by_key(|w| w.record.id);
+    Ok(wallets)
 }
 
 /// A wallet or system account with its head.
@@ -62,17 +136,13 @@ pub(crate) async fn wallets(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let sql = format!(
-        "{} WHERE w.id IN ({}) ORDER BY w.id",
-        wallet_select!(),
-        placeholders(ids.len())
-    );
-    let mut q = sqlx::query_as::<_, WalletCols>(&sql);
+    let sql = wallets_sql(ids.len());
+    let mut q = sqlx::query(&sql);
     for id in ids {
         q = q.bind(id.get());
     }
     let rows = q.fetch_all(conn).await.map_err(map_sqlx)?;
-    rows.into_iter().map(stored::wallet_state).collect()
+    wallets_of_rows(&rows)
 }
 
 /// A user's wallets, ordered by id.
@@ -157,20 +227,27 @@ pub(crate) async fn currencies(conn: &mut MySqlConnection) -> Result<Vec<(Curren
         .collect()
 }
 
+/// The transaction an actor created with a key: `?` the actor, `?` the key.
+pub(crate) const EXISTING: &str =
+    "SELECT id, fingerprint FROM transactions WHERE initiated_by = ? AND idempotency_key = ?";
+
 /// The transaction an actor created with this key, if any.
 pub(crate) async fn existing(
     conn: &mut MySqlConnection,
     actor: UserId,
     key: &IdempotencyKey,
 ) -> Result<Option<Existing>> {
-    let row: Option<(i64, Vec<u8>)> = sqlx::query_as(
-        "SELECT id, fingerprint FROM transactions WHERE initiated_by = ? AND idempotency_key = ?",
-    )
-    .bind(actor.get())
-    .bind(key.as_str())
-    .fetch_optional(conn)
-    .await
-    .map_err(map_sqlx)?;
+    let row: Option<(i64, Vec<u8>)> = sqlx::query_as(EXISTING)
+        .bind(actor.get())
+        .bind(key.as_str())
+        .fetch_optional(conn)
+        .await
+        .map_err(map_sqlx)?;
+    existing_of(row)
+}
+
+/// The transaction of a row read by [`EXISTING`], if any.
+pub(crate) fn existing_of(row: Option<(i64, Vec<u8>)>) -> Result<Option<Existing>> {
     row.map(|(id, fp)| {
         Ok(Existing {
             id: stored::txn_id(id)?,
@@ -270,65 +347,163 @@ pub(crate) async fn update_held(conn: &mut MySqlConnection, w: &WalletRecord) ->
     Ok(())
 }
 
-/// Inserts a transaction and its entries; returns the transaction id.
+/// Inserts a transaction (`?` for each column).
+const INSERT_TRANSACTION: &str = "INSERT INTO transactions (kind, status, amount, currency,
+     description, metadata, initiated_by, idempotency_key, fingerprint, created_at, completed_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+
+/// What names a posting's new transaction inside the script that inserts it, after its own
+/// `INSERT`: `LAST_INSERT_ID()` is the id that `INSERT` generated until another statement
+/// generates one (inserting entries does not).
+pub(crate) const NEW_TXN_ID: Lit<'static> = Lit::Sql("LAST_INSERT_ID()");
+
+/// Appends the inserts of a posting: its transaction, then its entries (in one statement),
+/// which name the transaction by [`NEW_TXN_ID`], and the update of their wallets' heads. The transaction's id is the first
+/// statement's `last_insert_id`.
+pub(crate) fn push_posting(script: &mut Script, p: &Posting, windows: Windows) -> Result<()> {
+    let metadata = p.metadata.as_ref().map(Metadata::to_json);
+    script.push(
+        INSERT_TRANSACTION,
+        &[
+            Lit::Int(p.kind.to_db()),
+            Lit::Int(p.status.to_db()),
+            Lit::Int(p.amount_minor),
+            Lit::Ascii(p.currency.code().as_str()),
+            Lit::OptText(p.description.as_ref().map(Description::as_str)),
+            Lit::OptText(metadata.as_deref()),
+            Lit::Int(p.initiated_by.get()),
+            Lit::Latin1(p.idempotency_key.as_str()),
+            Lit::Bytes(&p.fingerprint.0),
+            Lit::Int(p.created_at.as_micros()),
+            Lit::OptInt(p.completed_at.map(Timestamp::as_micros)),
+        ],
+    )?;
+    push_entries(script, NEW_TXN_ID, &p.legs, windows)
+}
+
+/// The id of the transaction a script's `INSERT` (its output `out`) generated.
+pub(crate) fn inserted_txn(out: &Output) -> Result<TransactionId> {
+    stored::txn_id(last_id(out.done.last_insert_id())?)
+}
+
+/// Inserts a transaction and its entries in one round trip; returns the transaction id.
 pub(crate) async fn insert_posting(
     conn: &mut MySqlConnection,
     p: &Posting,
+    windows: Windows,
 ) -> Result<TransactionId> {
-    let done = sqlx::query(
-        "INSERT INTO transactions (kind, status, amount, currency, description, metadata,
-             initiated_by, idempotency_key, fingerprint, created_at, completed_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    let mut script = Script::new();
+    push_posting(&mut script, p, windows)?;
+    let out = script.run(conn).await?;
+    inserted_txn(
+        out.first()
+            .ok_or_else(|| Error::corrupt("no result of the insert"))?,
     )
-    .bind(p.kind.to_db())
-    .bind(p.status.to_db())
-    .bind(p.amount_minor)
-    .bind(p.currency.code().as_str())
-    .bind(p.description.as_ref().map(Description::as_str))
-    .bind(p.metadata.as_ref().map(Metadata::to_json))
-    .bind(p.initiated_by.get())
-    .bind(p.idempotency_key.as_str())
-    .bind(&p.fingerprint.0[..])
-    .bind(p.created_at.as_micros())
-    .bind(p.completed_at.map(Timestamp::as_micros))
-    .execute(&mut *conn)
-    .await
-    .map_err(map_sqlx)?;
-    let id = stored::txn_id(last_id(done.last_insert_id())?)?;
-    insert_entries(conn, id, &p.legs).await?;
-    Ok(id)
 }
 
-/// Inserts the entries of transaction `id`, in one statement.
-pub(crate) async fn insert_entries(
-    conn: &mut MySqlConnection,
-    id: TransactionId,
+/// The starts of the limit windows (day and month) of the command that posts: the wallet
+/// rows keep the running debits before them (see `schema::V3`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Windows {
+    /// The start of the day containing the command's `now`.
+    pub(crate) day: Timestamp,
+    /// The start of its month.
+    pub(crate) month: Timestamp,
+}
+
+/// `CASE id WHEN ? THEN ? … END` for `n` wallets.
+fn case_sql(n: usize) -> String {
+    let mut sql = String::from("CASE id");
+    for _ in 0..n {
+        sql.push_str(" WHEN ? THEN ?");
+    }
+    sql.push_str(" END");
+    sql
+}
+
+/// Appends the insert of the entries of transaction `txn` (an id or [`NEW_TXN_ID`]), in one
+/// statement, and the update of their wallets' heads; nothing if there are none.
+///
+/// A wallet's anchor for a window (the running debits before it) is set when its previous
+/// head lies before the window's start: then no entry of the wallet lies in the window, and
+/// the previous head's debits are the anchor. The anchors are assigned before the head, from
+/// the previous head, whether the server assigns left to right or all at once.
+pub(crate) fn push_entries(
+    script: &mut Script,
+    txn: Lit<'_>,
     legs: &[PostedLeg],
+    windows: Windows,
 ) -> Result<()> {
     if legs.is_empty() {
         return Ok(());
     }
-    let mut sql = String::from(
+    let sql = values_sql(
         "INSERT INTO entries (wallet_id, seq, txn_id, amount, balance_after, debits_after) VALUES ",
+        "(?, ?, ?, ?, ?, ?)",
+        legs.len(),
     );
-    for i in 0..legs.len() {
-        sql.push_str(if i == 0 {
-            "(?, ?, ?, ?, ?, ?)"
-        } else {
-            ", (?, ?, ?, ?, ?, ?)"
-        });
-    }
-    let mut q = sqlx::query(&sql);
+    let mut args = Vec::with_capacity(legs.len() * 6);
     for leg in legs {
-        q = q
-            .bind(leg.record.id.get())
-            .bind(leg.head.seq)
-            .bind(id.get())
-            .bind(leg.amount_minor)
-            .bind(leg.head.balance_minor)
-            .bind(leg.head.debits_minor);
+        args.extend([
+            Lit::Int(leg.record.id.get()),
+            Lit::Int(leg.head.seq),
+            txn,
+            Lit::Int(leg.amount_minor),
+            Lit::Int(leg.head.balance_minor),
+            Lit::Int(leg.head.debits_minor),
+        ]);
     }
-    q.execute(conn).await.map_err(map_sqlx)?;
+    script.push(&sql, &args)?;
+
+    let case = case_sql(legs.len());
+    let sql = format!(
+        "UPDATE wallets SET
+             day_debits = IF(head_at < ?, head_debits, day_debits),
+             day_from = IF(head_at < ?, ?, day_from),
+             month_debits = IF(head_at < ?, head_debits, month_debits),
+             month_from = IF(head_at < ?, ?, month_from),
+             head_seq = {case}, head_balance = {case}, head_debits = {case}, head_at = {case}
+         WHERE id IN ({})",
+        placeholders(legs.len())
+    );
+    let (day, month) = (windows.day.as_micros(), windows.month.as_micros());
+    let mut args = vec![
+        Lit::Int(day),
+        Lit::Int(day),
+        Lit::Int(day),
+        Lit::Int(month),
+        Lit::Int(month),
+        Lit::Int(month),
+    ];
+    let heads: [fn(&PostedLeg) -> i64; 4] = [
+        |l| l.head.seq,
+        |l| l.head.balance_minor,
+        |l| l.head.debits_minor,
+        |l| l.head.last_at.as_micros(),
+    ];
+    for head in heads {
+        for leg in legs {
+            args.extend([Lit::Int(leg.record.id.get()), Lit::Int(head(leg))]);
+        }
+    }
+    args.extend(legs.iter().map(|l| Lit::Int(l.record.id.get())));
+    script.push(&sql, &args)?;
+    Ok(())
+}
+
+/// Inserts the entries of transaction `id` and updates their wallets' heads, in one round
+/// trip.
+pub(crate) async fn insert_entries(
+    conn: &mut MySqlConnection,
+    id: TransactionId,
+    legs: &[PostedLeg],
+    windows: Windows,
+) -> Result<()> {
+    let mut script = Script::new();
+    push_entries(&mut script, Lit::Int(id.get()), legs, windows)?;
+    if !script.is_empty() {
+        script.run(conn).await?;
+    }
     Ok(())
 }
 

@@ -45,7 +45,7 @@ pub(crate) enum Step {
 
 /// Migrations in order; migration `i` takes the schema from version `i` to `i + 1`. Each is a
 /// list of idempotent steps.
-pub(crate) const MIGRATIONS: &[&[Step]] = &[V1, V2];
+pub(crate) const MIGRATIONS: &[&[Step]] = &[V1, V2, V3];
 
 /// Version 1: the tables of SQLite's schema 3.
 const V1: &[Step] = &[
@@ -296,6 +296,36 @@ const V2: &[Step] = &[
          AND (payload IS NULL) = (txn_id IS NOT NULL) AND (txn_status IS NULL) = (txn_id IS NULL)",
     ),
 ];
+
+/// Version 3: each wallet row carries its head (the latest entry's sequence number, balance,
+/// running debits and posting time) and the running debits before its current day and month
+/// (`day_from`, `day_debits`, `month_from`, `month_debits`: the start of the window and the
+/// debits before it). Every insert of entries updates them in the same transaction (see
+/// `queries::push_entries`), so a command reads its accounts in full with the statement that
+/// locks them, instead of seeking each account's latest entry and joining its transaction,
+/// and the spend of its limit windows without reading entries. The entries stay the truth:
+/// `verify` checks the heads against them. A wallet without entries has head 0; anchors are
+/// trusted only when `*_from` is the window's start.
+const V3: &[Step] = &[
+    Step::AddColumn("wallets", "head_seq", "BIGINT NOT NULL DEFAULT 0"),
+    Step::AddColumn("wallets", "head_balance", "BIGINT NOT NULL DEFAULT 0"),
+    Step::AddColumn("wallets", "head_debits", "BIGINT NOT NULL DEFAULT 0"),
+    Step::AddColumn("wallets", "head_at", "BIGINT NOT NULL DEFAULT 0"),
+    Step::AddColumn("wallets", "day_from", "BIGINT NOT NULL DEFAULT 0"),
+    Step::AddColumn("wallets", "day_debits", "BIGINT NOT NULL DEFAULT 0"),
+    Step::AddColumn("wallets", "month_from", "BIGINT NOT NULL DEFAULT 0"),
+    Step::AddColumn("wallets", "month_debits", "BIGINT NOT NULL DEFAULT 0"),
+    Step::Sql(HEADS_FROM_ENTRIES),
+];
+
+/// Sets every wallet's head from its entries (idempotent): the migration to version 3, and
+/// the end of an import.
+pub(crate) const HEADS_FROM_ENTRIES: &str = "UPDATE wallets w
+     JOIN entries e ON e.wallet_id = w.id
+         AND e.seq = (SELECT max(s.seq) FROM entries s WHERE s.wallet_id = w.id)
+     JOIN transactions t ON t.id = e.txn_id
+     SET w.head_seq = e.seq, w.head_balance = e.balance_after, w.head_debits = e.debits_after,
+         w.head_at = coalesce(t.completed_at, t.created_at)";
 
 /// The schema version this code reads and writes.
 pub(crate) fn latest_version() -> i64 {

@@ -1,8 +1,8 @@
 //! SQL for users, the audit log's inserts, and payment methods.
 
-use sqlx::MySqlConnection;
-use sqlx::mysql::MySqlArguments;
+use sqlx::mysql::{MySqlArguments, MySqlRow};
 use sqlx::query::Query;
+use sqlx::{FromRow, MySqlConnection, Row};
 use wallet_core::audit::AuditNote;
 use wallet_core::auth::PasswordHash;
 use wallet_core::decide::Existing;
@@ -78,35 +78,53 @@ where
     row.map(stored::user_record).transpose()
 }
 
+/// A user by id (`?`).
+pub(crate) const USER_BY_ID: &str = concat!(user_select!(), " WHERE id = ?");
+
 /// A user by id.
 pub(crate) async fn user(conn: &mut MySqlConnection, id: UserId) -> Result<Option<UserRecord>> {
-    one_user(conn, concat!(user_select!(), " WHERE id = ?"), id.get()).await
+    one_user(conn, USER_BY_ID, id.get()).await
 }
 
-/// A user by id and, in the same round trip, the transaction they submitted under `key` (the
-/// two reads every money movement starts with).
+/// The user of a row read by [`USER_BY_ID`], if any.
+pub(crate) fn user_of(row: Option<&MySqlRow>) -> Result<Option<UserRecord>> {
+    row.map(|row| stored::user_record(UserCols::from_row(row).map_err(map_sqlx)?))
+        .transpose()
+}
+
+/// A user by id and the transaction they submitted under a key (the two reads every money
+/// movement starts with): `?` the key, then `?` the user's id.
+pub(crate) const USER_AND_EXISTING: &str = concat!(
+    "SELECT ",
+    user_columns!("u."),
+    ", t.id, t.fingerprint FROM users u
+     LEFT JOIN transactions t ON t.initiated_by = u.id AND t.idempotency_key = ?
+     WHERE u.id = ?"
+);
+
+/// A user by id and, in the same round trip, the transaction they submitted under `key`.
 pub(crate) async fn user_and_existing(
     conn: &mut MySqlConnection,
     id: UserId,
     key: &IdempotencyKey,
 ) -> Result<(Option<UserRecord>, Option<Existing>)> {
-    use sqlx::{FromRow, Row};
-    let row = sqlx::query(concat!(
-        "SELECT ",
-        user_columns!("u."),
-        ", t.id, t.fingerprint FROM users u
-         LEFT JOIN transactions t ON t.initiated_by = u.id AND t.idempotency_key = ?
-         WHERE u.id = ?"
-    ))
-    .bind(key.as_str())
-    .bind(id.get())
-    .fetch_optional(conn)
-    .await
-    .map_err(map_sqlx)?;
+    let row = sqlx::query(USER_AND_EXISTING)
+        .bind(key.as_str())
+        .bind(id.get())
+        .fetch_optional(conn)
+        .await
+        .map_err(map_sqlx)?;
+    user_and_existing_of(row.as_ref())
+}
+
+/// The user and transaction of a row read by [`USER_AND_EXISTING`] (none if no row).
+pub(crate) fn user_and_existing_of(
+    row: Option<&MySqlRow>,
+) -> Result<(Option<UserRecord>, Option<Existing>)> {
     let Some(row) = row else {
         return Ok((None, None));
     };
-    let user = stored::user_record(UserCols::from_row(&row).map_err(map_sqlx)?)?;
+    let user = stored::user_record(UserCols::from_row(row).map_err(map_sqlx)?)?;
     let txn: Option<i64> = row.try_get(15).map_err(map_sqlx)?;
     let fingerprint: Option<Vec<u8>> = row.try_get(16).map_err(map_sqlx)?;
     let existing = match (txn, fingerprint) {

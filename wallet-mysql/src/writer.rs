@@ -16,6 +16,11 @@
 //! 3. **Decide** with the pure `wallet_core::decide`, as every backend does.
 //! 4. **Persist** the effects, the notifications and events, and the audit record; commit.
 //!
+//! Round trips are what a command's time goes to, so statements travel together where they
+//! can (see [`crate::script`]): a command whose accounts it names itself (a transfer, say)
+//! sends its `BEGIN`, its locks and all its reads in one round trip, and every command sends
+//! its last writes with its `COMMIT` in one. A transfer is two round trips.
+//!
 //! When the server reports a deadlock or lock-wait timeout, or a concurrent transaction won
 //! the race for a unique key (an idempotency key, a username), the transaction is rolled back
 //! and the whole command runs again after a jittered exponential backoff. The second run sees
@@ -26,18 +31,22 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use rand::RngExt;
-use sqlx::{Acquire, MySqlConnection, MySqlPool};
+use sqlx::mysql::MySqlRow;
+use sqlx::{Executor, MySqlConnection, MySqlPool};
 use wallet_core::command::{Command, Needs, Op, TxnLookup};
 use wallet_core::currency::CurrencyCode;
-use wallet_core::decide::{Decision, Effects, LedgerWrites, Shown, Spend, State, decide};
-use wallet_core::ids::WalletId;
+use wallet_core::decide::{Decision, Effects, LedgerWrites, Posting, Shown, Spend, State, decide};
+use wallet_core::ids::{TransactionId, WalletId};
+use wallet_core::notify::Trail;
 use wallet_core::store::Outcome;
 use wallet_core::transaction::{Receipt, TransactionStatus};
 use wallet_core::wallet::{SystemAccount, WalletState};
 use wallet_core::{Error, ErrorKind, Result, Timestamp};
 
 use crate::error::{DUPLICATE_DETAIL, map_sqlx};
-use crate::{payments, queries, users};
+use crate::queries::Windows;
+use crate::script::{Lit, Script};
+use crate::{Unfinished, payments, queries, users};
 
 /// How the detail of a lost connection starts when the command had not begun.
 const NOT_STARTED: &str = "connection lost before the command began";
@@ -58,6 +67,8 @@ pub(crate) struct Shared {
     /// Running debit totals of wallets at the start of a limit window (see
     /// [`queries::debits_since`]): fixed once the wallet has an entry in the window.
     anchors: Mutex<HashMap<(WalletId, i64), i64>>,
+    /// Currencies' exponents: fixed once the currency is recorded.
+    exponents: Mutex<HashMap<CurrencyCode, i64>>,
 }
 
 /// Runs a command to completion, retrying on contention.
@@ -67,18 +78,20 @@ pub(crate) async fn execute(
     retries: u32,
     command: Command,
 ) -> Result<Outcome> {
-    let mut conn = pool.acquire().await.map_err(map_sqlx)?;
+    let mut conn = Unfinished::idle(pool.acquire().await.map_err(map_sqlx)?);
     let mut attempt = 0u32;
     let mut reconnects = 0u32;
     loop {
         match attempt_once(&mut conn, shared, &command).await {
-            // The pooled connection was dead before the command began: nothing was sent that
-            // the server acted on, so take another one.
+            // The connection broke before the command could commit anything (its BEGIN, or
+            // the round trip of its BEGIN, locks and reads, which holds no COMMIT): the server
+            // rolls back whatever it ran, so take another connection. Dropping this one
+            // closes it.
             Err(Error::Storage { detail })
                 if detail.starts_with(NOT_STARTED) && reconnects < crate::RECONNECTS =>
             {
                 reconnects += 1;
-                conn = pool.acquire().await.map_err(map_sqlx)?;
+                conn = Unfinished::idle(pool.acquire().await.map_err(map_sqlx)?);
             }
             Err(e) if retriable(&e) && attempt < retries => {
                 tracing::debug!(attempt, error = %e, "command retried");
@@ -114,59 +127,94 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_micros(rand::rng().random_range(min..=micros.max(min)))
 }
 
+/// A lost connection reported as the command not having begun: nothing it sent can have
+/// committed, since the `COMMIT` was not sent yet.
+fn not_started(e: Error) -> Error {
+    if crate::error::is_lost(&e) {
+        Error::Storage {
+            detail: format!("{NOT_STARTED}: {e}"),
+        }
+    } else {
+        e
+    }
+}
+
 /// One try: a transaction that commits the command's effects, or rolls back and records the
 /// refusal of an audited command.
+///
+/// The transaction is opened and ended with plain SQL (its `COMMIT` goes in the same round
+/// trip as its last writes), so sqlx does not know of it: `conn` is marked unfinished while it
+/// may be open, and a connection dropped in that state (the caller's future cancelled, say)
+/// is closed, which makes the server roll back, instead of going back to the pool.
 async fn attempt_once(
-    conn: &mut MySqlConnection,
+    conn: &mut Unfinished,
     shared: &Shared,
     command: &Command,
 ) -> Result<Outcome> {
-    let mut tx = conn.begin().await.map_err(|e| match map_sqlx(e) {
-        e if crate::error::is_lost(&e) => Error::Storage {
-            detail: format!("{NOT_STARTED}: {e}"),
-        },
-        e => e,
-    })?;
-    let mut locks = Locks::default();
-    let applied = apply(&mut tx, shared, command, &mut locks).await;
-    match applied {
+    conn.start();
+    let e = match run(&mut conn.conn, shared, command).await {
         Ok((outcome, None)) => {
-            tx.commit().await.map_err(map_sqlx)?;
-            Ok(outcome)
+            conn.finish();
+            return Ok(outcome);
         }
         // A refusal whose effects are kept (a lapsed hold released as its capture is
-        // refused): commit them, answer with the refusal.
+        // refused): committed with them; answer with the refusal.
         Ok((_, Some(refusal))) => {
-            tx.commit().await.map_err(map_sqlx)?;
-            Err(refusal)
+            conn.finish();
+            return Err(refusal);
         }
-        Err(e) => {
-            // Rolling back fails only if the connection is gone, and then the server has
-            // rolled back already.
-            let _ = tx.rollback().await;
-            if retriable(&e) || e.kind() == ErrorKind::Unavailable {
-                return Err(e);
-            }
-            // A refused admin or security action is recorded, without its effects.
-            if let Some(note) = command.audit() {
-                users::insert_audit(
-                    conn,
-                    command.now,
-                    command.actor.map(|a| a.user),
-                    &note,
-                    e.code(),
-                )
-                .await?;
-            }
-            Err(e)
-        }
+        Err(e) => e,
+    };
+    // Rolling back fails only if the connection is gone, and then the server has rolled back
+    // already (and the connection is closed, not reused). After a deadlock the server has
+    // rolled back too; after other errors the transaction is still open.
+    if !crate::error::is_lost(&e) && conn.conn.execute("ROLLBACK").await.is_ok() {
+        conn.finish();
     }
+    if retriable(&e) || e.kind() == ErrorKind::Unavailable {
+        return Err(e);
+    }
+    // A refused admin or security action is recorded, without its effects.
+    if let Some(note) = command.audit() {
+        users::insert_audit(
+            &mut conn.conn,
+            command.now,
+            command.actor.map(|a| a.user),
+            &note,
+            e.code(),
+        )
+        .await?;
+    }
+    Err(e)
+}
+
+/// Runs the command in one transaction, committed unless it fails.
+async fn run(conn: &mut MySqlConnection, shared: &Shared, command: &Command) -> Result<Applied> {
+    let mut locks = Locks::default();
+    let ending = match one_round_needs(command) {
+        Some(needs) => {
+            let state = gather(conn, shared, command, &needs, &mut locks).await?;
+            conclude(conn, command, &state).await?
+        }
+        None => {
+            conn.execute("BEGIN")
+                .await
+                .map_err(|e| not_started(map_sqlx(e)))?;
+            apply(conn, shared, command, &mut locks).await?
+        }
+    };
+    write(conn, command, ending, true).await
 }
 
 /// Accounts this transaction has locked.
 #[derive(Default)]
 struct Locks {
     wallets: BTreeSet<WalletId>,
+}
+
+/// The ids as literals.
+fn ints(ids: &[WalletId]) -> Vec<Lit<'static>> {
+    ids.iter().map(|id| Lit::Int(id.get())).collect()
 }
 
 impl Locks {
@@ -176,10 +224,7 @@ impl Locks {
         if new.is_empty() {
             return Ok(());
         }
-        let sql = format!(
-            "SELECT id FROM wallets WHERE id IN ({}) ORDER BY id FOR UPDATE",
-            queries::placeholders(new.len())
-        );
+        let sql = queries::lock_wallets_sql(new.len());
         let mut q = sqlx::query(&sql);
         for id in &new {
             q = q.bind(id.get());
@@ -203,14 +248,94 @@ fn accounts_in(state: &State) -> BTreeSet<WalletId> {
         .collect()
 }
 
+/// What a command has decided, and the outcome it answers with (and a refusal whose effects
+/// are kept).
 type Applied = (Outcome, Option<Error>);
 
+/// What is left to write when a command has decided: written with its `COMMIT`, in one round
+/// trip.
+enum Ending {
+    /// The outcome is known; the trail is left to write.
+    Known(Applied, Trail),
+    /// A completed posting, not written yet, the limit windows of its command, and its trail,
+    /// which names the transaction by [`placeholder`]: the receipt gets the id the
+    /// transaction's insert generates.
+    Posting(Posting, Windows, Trail),
+}
+
+/// The id a trail names a posting's transaction by until its insert has generated the real
+/// one (see [`payments::NewTxn`]); no real transaction ever has it.
+fn placeholder() -> Result<TransactionId> {
+    TransactionId::new(i64::MAX)
+}
+
+/// Writes what the command left to write, in one round trip, with the `COMMIT` if `commit`.
+async fn write(
+    conn: &mut MySqlConnection,
+    command: &Command,
+    ending: Ending,
+    commit: bool,
+) -> Result<Applied> {
+    let mut script = Script::new();
+    match &ending {
+        Ending::Known(_, trail) => payments::push_trail(
+            &mut script,
+            command.now,
+            &trail.notifications,
+            &trail.events,
+            None,
+        )?,
+        Ending::Posting(p, windows, trail) => {
+            queries::push_posting(&mut script, p, *windows)?;
+            let new = payments::NewTxn {
+                placeholder: placeholder()?,
+                by: p.initiated_by,
+                key: &p.idempotency_key,
+            };
+            payments::push_trail(
+                &mut script,
+                command.now,
+                &trail.notifications,
+                &trail.events,
+                Some(&new),
+            )?;
+        }
+    }
+    if commit {
+        script.push("COMMIT", &[])?;
+    }
+    let out = if script.is_empty() {
+        Vec::new()
+    } else {
+        script.run(conn).await?
+    };
+    Ok(match ending {
+        Ending::Known(applied, _) => applied,
+        Ending::Posting(p, ..) => {
+            // The posting's insert is the script's first statement.
+            let first = out
+                .first()
+                .ok_or_else(|| Error::corrupt("a posting's insert returned nothing"))?;
+            let id = queries::inserted_txn(first)?;
+            (
+                Outcome::Receipt(Receipt {
+                    transaction: p.to_transaction(id),
+                    replayed: false,
+                }),
+                None,
+            )
+        }
+    })
+}
+
+/// Steps 1 to 3 for any command, one statement at a time, in a transaction already begun; a
+/// batch applies each of its operations in turn and writes it before the next one loads.
 async fn apply(
     conn: &mut MySqlConnection,
     shared: &Shared,
     command: &Command,
     locks: &mut Locks,
-) -> Result<Applied> {
+) -> Result<Ending> {
     if let Op::Batch(ops) = &command.op {
         wallet_core::decide::check_batch(ops)?;
         let mut outcomes = Vec::with_capacity(ops.len());
@@ -220,13 +345,17 @@ async fn apply(
                 ..command.clone()
             };
             // Each operation sees the ones before it: they are in this same transaction.
-            let (outcome, refusal) = Box::pin(apply(conn, shared, &sub, locks)).await?;
+            let ending = Box::pin(apply(conn, shared, &sub, locks)).await?;
+            let (outcome, refusal) = write(conn, &sub, ending, false).await?;
             if let Some(e) = refusal {
                 return Err(e);
             }
             outcomes.push(outcome);
         }
-        return Ok((Outcome::Batch(outcomes), None));
+        return Ok(Ending::Known(
+            (Outcome::Batch(outcomes), None),
+            Trail::default(),
+        ));
     }
     let needs = command.needs();
     prelock(conn, shared, &needs, locks).await?;
@@ -246,7 +375,168 @@ async fn apply(
         // The accounts kept changing under us: let the retry loop try again later.
         return Err(Error::StorageBusy);
     }
-    let decision = decide(command, &state)?;
+    conclude(conn, command, &state).await
+}
+
+/// What a command needs, if it is a command whose accounts are all named by the command itself
+/// (a transfer, say): then its `BEGIN`, its locks and all its reads go to the server in one
+/// round trip (see [`gather`]). `None` for any other command.
+fn one_round_needs(command: &Command) -> Option<Needs> {
+    if matches!(command.op, Op::Batch(_)) {
+        return None;
+    }
+    let needs = command.needs();
+    // Exactly what `gather` loads, nothing else: a command that needs more goes the other way.
+    let gathered = Needs {
+        wallets: needs.wallets.clone(),
+        actor: needs.actor,
+        idempotency: needs.idempotency.clone(),
+        expired_holds: needs.expired_holds,
+        spend: needs.spend,
+        limits: needs.limits,
+        ..Needs::default()
+    };
+    (gathered == needs && !needs.wallets.is_empty()).then_some(needs)
+}
+
+/// Steps 1 and 2 in one round trip, for the commands [`one_round_needs`] accepts: `BEGIN`,
+/// the lock of the command's accounts (ascending id order), which reads them in full (heads
+/// and limit-window anchors included, see `schema::V3`), then the actor and the idempotency
+/// record and the sender's limits, all in one script. Lapsed holds, a currency's exponent not
+/// cached yet and spend windows the anchors do not settle are read afterwards, in the same
+/// transaction.
+async fn gather(
+    conn: &mut MySqlConnection,
+    shared: &Shared,
+    command: &Command,
+    needs: &Needs,
+    locks: &mut Locks,
+) -> Result<State> {
+    let ids: Vec<WalletId> = needs
+        .wallets
+        .iter()
+        .copied()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let mut script = Script::new();
+    script.push("BEGIN", &[])?;
+    script.push(&queries::lock_and_read_wallets_sql(ids.len()), &ints(&ids))?;
+    let combined = match (needs.actor, &needs.idempotency) {
+        (Some(actor), Some((submitter, key))) if actor == *submitter => {
+            script.push(
+                users::USER_AND_EXISTING,
+                &[Lit::Latin1(key.as_str()), Lit::Int(actor.get())],
+            )?;
+            true
+        }
+        (Some(actor), _) => {
+            script.push(users::USER_BY_ID, &[Lit::Int(actor.get())])?;
+            false
+        }
+        (None, _) => false,
+    };
+    if let Some((submitter, key)) = &needs.idempotency
+        && !combined
+    {
+        script.push(
+            queries::EXISTING,
+            &[Lit::Int(submitter.get()), Lit::Latin1(key.as_str())],
+        )?;
+    }
+    let limited = needs.limits.and_then(|i| needs.wallets.get(i)).copied();
+    if let Some(wallet) = limited {
+        script.push(payments::LIMITS, &[Lit::Int(wallet.get())])?;
+    }
+
+    let mut out = script.run(conn).await.map_err(not_started)?.into_iter();
+    let mut next = || {
+        out.next()
+            .ok_or_else(|| Error::corrupt("a script returned fewer results than statements"))
+    };
+    next()?; // BEGIN
+    let locked = next()?.rows;
+    locks.wallets.extend(ids.iter().copied());
+    let mut state = State::default();
+    if needs.actor.is_some() {
+        let rows = next()?.rows;
+        if combined {
+            (state.actor, state.existing) = users::user_and_existing_of(rows.first())?;
+        } else {
+            state.actor = users::user_of(rows.first())?;
+        }
+    }
+    if needs.idempotency.is_some() && !combined {
+        state.existing = queries::existing_of(first_as(&next()?.rows)?)?;
+    }
+    let limits = match limited {
+        Some(_) => first_as(&next()?.rows)?,
+        None => None,
+    };
+    let mut named = Vec::with_capacity(locked.len());
+    let mut anchors = HashMap::new();
+    for row in &locked {
+        let exponent = exponent(conn, shared, &queries::locked_currency(row)?).await?;
+        let (wallet, stored) = queries::locked_wallet(row, exponent)?;
+        anchors.insert(wallet.record.id, stored);
+        named.push(wallet);
+    }
+    state.wallets = in_order(&needs.wallets, &named);
+    // As `load`: the limits of a wallet that exists.
+    if let Some(index) = needs.limits
+        && let Some(Some(_)) = state.wallets.get(index)
+    {
+        state.limits = payments::limits_of(limits);
+    }
+    let spender = needs.spend.and_then(|i| needs.wallets.get(i));
+    let stored = spender
+        .and_then(|w| anchors.get(w))
+        .copied()
+        .unwrap_or_default();
+    load_expired(conn, command, needs, &mut state).await?;
+    load_spend(conn, shared, command, needs, &mut state, &stored).await?;
+    if !accounts_in(&state).is_subset(&locks.wallets) {
+        // Cannot happen for the commands gathered here (their accounts are the ones named),
+        // but a decision never runs on accounts it has not locked.
+        return Err(Error::StorageBusy);
+    }
+    Ok(state)
+}
+
+/// The exponent of a currency (cached: it never changes once recorded).
+async fn exponent(conn: &mut MySqlConnection, shared: &Shared, code: &str) -> Result<i64> {
+    let code = CurrencyCode::new(code).map_err(wallet_core::stored::corrupt("currency code"))?;
+    if let Some(e) = lock_map(&shared.exponents).get(&code) {
+        return Ok(*e);
+    }
+    let e = queries::stored_exponent(conn, code)
+        .await?
+        .ok_or_else(|| Error::corrupt("a wallet's currency is not recorded"))?;
+    lock_map(&shared.exponents).insert(code, i64::from(e));
+    Ok(i64::from(e))
+}
+
+/// The first row as a tuple, if any.
+fn first_as<T>(rows: &[MySqlRow]) -> Result<Option<T>>
+where
+    T: for<'r> sqlx::FromRow<'r, MySqlRow>,
+{
+    rows.first()
+        .map(|row| T::from_row(row).map_err(map_sqlx))
+        .transpose()
+}
+
+/// `found` in the order `ids` names them, `None` for each missing one.
+fn in_order(ids: &[WalletId], found: &[WalletState]) -> Vec<Option<WalletState>> {
+    ids.iter()
+        .map(|id| found.iter().find(|w| w.record.id == *id).cloned())
+        .collect()
+}
+
+/// Step 3: decides, records the audit note, and writes the effects, except those of a
+/// completed posting, which are left to [`write`] with the trail.
+async fn conclude(conn: &mut MySqlConnection, command: &Command, state: &State) -> Result<Ending> {
+    let decision = decide(command, state)?;
     let outcome = match (&command.op, &decision) {
         (Op::Audit(record), _) => record.outcome,
         (_, Decision::Refuse(_, e)) => e.code(),
@@ -262,28 +552,72 @@ async fn apply(
         )
         .await?;
     }
-    let (outcome, refusal) = match decision {
+    let (mut effects, refusal) = match decision {
         Decision::Replay(id) => {
             let transaction = queries::transaction(conn, id)
                 .await?
                 .ok_or_else(|| Error::corrupt("idempotency record without its transaction"))?;
             // A repeat changes nothing and leaves no trail.
-            return Ok((
-                Outcome::Receipt(Receipt {
-                    transaction,
-                    replayed: true,
-                }),
-                None,
+            return Ok(Ending::Known(
+                (
+                    Outcome::Receipt(Receipt {
+                        transaction,
+                        replayed: true,
+                    }),
+                    None,
+                ),
+                Trail::default(),
             ));
         }
-        Decision::Unchanged(wallet) => return Ok((Outcome::Wallet(wallet), None)),
-        Decision::Done(outcome) => return Ok((outcome, None)),
-        Decision::Apply(effects) => (persist(conn, effects).await?, None),
-        Decision::Refuse(effects, e) => (persist(conn, effects).await?, Some(e)),
+        Decision::Unchanged(wallet) => {
+            return Ok(Ending::Known(
+                (Outcome::Wallet(wallet), None),
+                Trail::default(),
+            ));
+        }
+        Decision::Done(outcome) => return Ok(Ending::Known((outcome, None), Trail::default())),
+        Decision::Apply(effects) => (effects, None),
+        Decision::Refuse(effects, e) => (effects, Some(e)),
     };
+    // A completed posting whose trail refers to it by id only is written with its trail and
+    // the COMMIT: the trail is built as it will be, naming the transaction by the placeholder
+    // until the insert gives the id.
+    let ready = match (&refusal, &effects) {
+        (None, Effects::Ledger(writes)) => completed_posting(writes)
+            .map(|p| -> Result<Trail> {
+                let shown = Outcome::Receipt(Receipt {
+                    transaction: p.to_transaction(placeholder()?),
+                    replayed: false,
+                });
+                Ok(wallet_core::notify::trail(command, &shown))
+            })
+            .transpose()?
+            .filter(|t| payments::by_reference_only(&t.notifications, &t.events)),
+        _ => None,
+    };
+    if let Some(trail) = ready
+        && let Effects::Ledger(writes) = &mut effects
+        && let Some(p) = writes.new.take()
+    {
+        return Ok(Ending::Posting(p, windows(command)?, trail));
+    }
+    let outcome = persist(conn, effects, windows(command)?).await?;
     let trail = wallet_core::notify::trail(command, &outcome);
-    payments::insert_trail(conn, command.now, &trail.notifications, &trail.events).await?;
-    Ok((outcome, refusal))
+    Ok(Ending::Known((outcome, refusal), trail))
+}
+
+/// The new posting of ledger writes that consist of it alone, completed, and show it.
+fn completed_posting(w: &LedgerWrites) -> Option<&Posting> {
+    let alone = w.new_pending.is_none()
+        && w.new_order.is_none()
+        && w.link_paid.is_none()
+        && w.refund_of.is_none()
+        && w.updates.is_empty()
+        && w.records.is_empty()
+        && matches!(w.shown, Shown::New);
+    w.new
+        .as_ref()
+        .filter(|p| alone && p.status == TransactionStatus::Completed)
 }
 
 /// The id of a currency's system account of `kind` (cached: it never changes).
@@ -414,19 +748,26 @@ async fn add_wallet(conn: &mut MySqlConnection, state: &mut State, id: WalletId)
     Ok(())
 }
 
-/// Posted debits of `w` since `start`, through the anchor cache.
+/// Posted debits of `w` since `start`: from the anchor its row keeps for a window starting at
+/// `start` (`stored`: window starts and the debits before them, if the row was read with
+/// them), else through the anchor cache, else by a search of its entries.
 async fn spent_since(
     conn: &mut MySqlConnection,
     shared: &Shared,
     w: &WalletState,
     start: Timestamp,
+    stored: &[(i64, i64)],
 ) -> Result<i64> {
     if w.head.seq == 0 || w.head.last_at < start {
         return Ok(0);
     }
     let key = (w.record.id, start.as_micros());
-    let cached = lock_map(&shared.anchors).get(&key).copied();
-    let anchor = match cached {
+    let kept = stored
+        .iter()
+        .find(|(from, _)| *from == start.as_micros())
+        .map(|(_, debits)| *debits);
+    let cached = || lock_map(&shared.anchors).get(&key).copied();
+    let anchor = match kept.or_else(cached) {
         Some(a) => a,
         None => {
             let first =
@@ -447,6 +788,53 @@ async fn spent_since(
             .wrapping_sub(anchor.cast_unsigned()),
     )
     .map_err(|_| Error::AmountOverflow)
+}
+
+/// The starts of the day and the month containing the command's `now`: its limit windows.
+fn windows(command: &Command) -> Result<Windows> {
+    let zone = command.config.time_zone();
+    Ok(Windows {
+        day: zone.period_start(command.now, wallet_core::calendar::Granularity::Day)?,
+        month: zone.period_start(command.now, wallet_core::calendar::Granularity::Month)?,
+    })
+}
+
+/// The lapsed holds of the wallet `needs` names, if it holds any.
+async fn load_expired(
+    conn: &mut MySqlConnection,
+    command: &Command,
+    needs: &Needs,
+    state: &mut State,
+) -> Result<()> {
+    if let Some(index) = needs.expired_holds
+        && let Some(Some(w)) = state.wallets.get(index)
+        && w.record.held_minor > 0
+    {
+        state.expired = payments::expired_of(conn, w.record.id, command.now, 100).await?;
+    }
+    Ok(())
+}
+
+/// What the wallet `needs` names has spent in its day and month (`stored`: the anchors its
+/// row keeps, if read).
+async fn load_spend(
+    conn: &mut MySqlConnection,
+    shared: &Shared,
+    command: &Command,
+    needs: &Needs,
+    state: &mut State,
+    stored: &[(i64, i64)],
+) -> Result<()> {
+    if let Some(index) = needs.spend
+        && let Some(Some(w)) = state.wallets.get(index).cloned()
+    {
+        let windows = windows(command)?;
+        state.spend = Some(Spend {
+            today: spent_since(conn, shared, &w, windows.day, stored).await?,
+            month: spent_since(conn, shared, &w, windows.month, stored).await?,
+        });
+    }
+    Ok(())
 }
 
 /// Step 2: the state the command needs, read after its locks are held.
@@ -490,11 +878,7 @@ async fn load(
     }
     // The command's own wallets in one statement, in the order it names them.
     let named = queries::wallets(conn, &needs.wallets).await?;
-    for id in &needs.wallets {
-        state
-            .wallets
-            .push(named.iter().find(|w| w.record.id == *id).cloned());
-    }
+    state.wallets = in_order(&needs.wallets, &named);
     if let Some((id, order)) = &needs.merchant {
         state.merchant = payments::merchant(conn, *id).await?;
         if let Some(m) = &state.merchant {
@@ -552,28 +936,13 @@ async fn load(
             state.transaction = Some(stored);
         }
     }
-    if let Some(index) = needs.expired_holds
-        && let Some(Some(w)) = state.wallets.get(index)
-        && w.record.held_minor > 0
-    {
-        state.expired = payments::expired_of(conn, w.record.id, now, 100).await?;
-    }
+    load_expired(conn, command, needs, &mut state).await?;
     if let Some(index) = needs.limits
         && let Some(Some(w)) = state.wallets.get(index)
     {
         state.limits = payments::limits(conn, w.record.id).await?;
     }
-    if let Some(index) = needs.spend
-        && let Some(Some(w)) = state.wallets.get(index).cloned()
-    {
-        let zone = command.config.time_zone();
-        let day = zone.period_start(now, wallet_core::calendar::Granularity::Day)?;
-        let month = zone.period_start(now, wallet_core::calendar::Granularity::Month)?;
-        state.spend = Some(Spend {
-            today: spent_since(conn, shared, &w, day).await?,
-            month: spent_since(conn, shared, &w, month).await?,
-        });
-    }
+    load_spend(conn, shared, command, needs, &mut state, &[]).await?;
     if let Some(limit) = needs.due {
         state.due = payments::due(conn, now, limit).await?;
         let wallets: Vec<WalletId> = state.due.iter().map(|p| p.wallet).collect();
@@ -602,7 +971,11 @@ async fn load(
 }
 
 /// Step 4: writes the effects of a decision.
-async fn persist(conn: &mut MySqlConnection, effects: Effects) -> Result<Outcome> {
+async fn persist(
+    conn: &mut MySqlConnection,
+    effects: Effects,
+    windows: Windows,
+) -> Result<Outcome> {
     Ok(match effects {
         Effects::OpenWallet(new) => {
             if new.register_currency {
@@ -616,7 +989,7 @@ async fn persist(conn: &mut MySqlConnection, effects: Effects) -> Result<Outcome
             Outcome::Wallet(state)
         }
         Effects::Post(posting) => {
-            let id = queries::insert_posting(conn, &posting).await?;
+            let id = queries::insert_posting(conn, &posting, windows).await?;
             Outcome::Receipt(Receipt {
                 transaction: posting.to_transaction(id),
                 replayed: false,
@@ -650,7 +1023,7 @@ async fn persist(conn: &mut MySqlConnection, effects: Effects) -> Result<Outcome
             users::delete_method(conn, id).await?;
             Outcome::Done
         }
-        Effects::Ledger(writes) => persist_ledger(conn, *writes).await?,
+        Effects::Ledger(writes) => persist_ledger(conn, *writes, windows).await?,
         Effects::SetLimits(wallet, limits) => {
             payments::set_limits(conn, wallet, limits.as_ref()).await?;
             Outcome::Done
@@ -665,9 +1038,13 @@ async fn persist(conn: &mut MySqlConnection, effects: Effects) -> Result<Outcome
     })
 }
 
-async fn persist_ledger(conn: &mut MySqlConnection, w: LedgerWrites) -> Result<Outcome> {
+async fn persist_ledger(
+    conn: &mut MySqlConnection,
+    w: LedgerWrites,
+    windows: Windows,
+) -> Result<Outcome> {
     let new_id = match &w.new {
-        Some(p) => Some(queries::insert_posting(conn, p).await?),
+        Some(p) => Some(queries::insert_posting(conn, p, windows).await?),
         None => None,
     };
     if let Some(id) = new_id {
@@ -686,7 +1063,7 @@ async fn persist_ledger(conn: &mut MySqlConnection, w: LedgerWrites) -> Result<O
         }
     }
     for u in &w.updates {
-        payments::update_txn(conn, u).await?;
+        payments::update_txn(conn, u, windows).await?;
     }
     for r in &w.records {
         queries::update_held(conn, r).await?;

@@ -29,9 +29,9 @@ async fn sqlite_to_mysql_to_sqlite_is_identical() {
 }
 
 /// The format's table list is this schema's: same tables, same columns in the same order
-/// (besides the MySQL-only `events.seq`, the generated `payment_methods.default_owner`, and
-/// the references money movements' notifications and events are stored by, rendered in the
-/// file).
+/// (besides the MySQL-only `events.seq`, the generated `payment_methods.default_owner`, the
+/// references money movements' notifications and events are stored by, rendered in the file,
+/// and the heads and limit-window anchors kept with wallets, set from the entries on import).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn format_tables_match_the_live_schema() {
     use sqlx::Connection;
@@ -58,6 +58,17 @@ async fn format_tables_match_the_live_schema() {
                     ("events", "seq" | "txn_id" | "txn_status")
                         | ("notifications", "txn_id" | "txn_state")
                         | ("payment_methods", "default_owner")
+                        | (
+                            "wallets",
+                            "head_seq"
+                                | "head_balance"
+                                | "head_debits"
+                                | "head_at"
+                                | "day_from"
+                                | "day_debits"
+                                | "month_from"
+                                | "month_debits"
+                        )
                 )
             })
             .collect();

@@ -105,6 +105,60 @@ async fn cancelled_snapshot_read_leaves_no_open_transaction() {
     }
 }
 
+/// A command's transaction is opened and ended with plain SQL (its reads and its writes each
+/// go as one multi-statement query), so sqlx does not know of it: a command cancelled half-way
+/// must not return its connection to the pool inside the open transaction, holding its
+/// wallets' locks. Transfers cut at every point, on a pool of one connection, are followed by
+/// transfers between the same wallets (which would wait for those locks and give up with
+/// `StorageBusy`) and by reads of process B's moves (which would be stale).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelled_command_leaves_no_open_transaction() {
+    let options = ConnectOptions {
+        max_connections: 1,
+        min_connections: 0,
+        lock_wait_timeout: Duration::from_secs(1),
+        retries: 2,
+        ..common::test_options()
+    };
+    let (a, b) = two_stores(options).await;
+    let la = ledger(a.clone()).await;
+    let lb = ledger(b.clone()).await;
+    let funded = funded_wallets(&lb, 2, "100.00").await;
+    let ((alice, from), (bob, to)) = (funded[0], funded[1]);
+    let mut cuts = 0;
+    for step in 0..80u64 {
+        let timeout = Duration::from_micros(100 + step * 50);
+        let transfer = wallet_core::TransferRequest::new(from, to, d("0.01"), format!("c{step}"));
+        let cut = tokio::time::timeout(timeout, la.transfer(&alice, transfer))
+            .await
+            .is_err();
+        if !cut {
+            continue;
+        }
+        cuts += 1;
+        // Process B first: it would wait for locks an idle connection of A still held.
+        let before = b.wallet(to).await.unwrap().unwrap().head.balance_minor;
+        lb.deposit(&bob, DepositRequest::new(to, d("0.01"), format!("d{step}")))
+            .await
+            .unwrap_or_else(|e| panic!("step {step}: deposit in process B: {e:?}"));
+        let seen = a.wallet(to).await.unwrap().unwrap().head.balance_minor;
+        assert!(seen > before, "step {step}: stale read after a cut command");
+        let done = la
+            .transfer(
+                &alice,
+                wallet_core::TransferRequest::new(from, to, d("0.01"), format!("n{step}")),
+            )
+            .await;
+        assert!(
+            done.is_ok(),
+            "step {step}: transfer after a cut one: {done:?}"
+        );
+    }
+    assert!(cuts > 0, "no transfer was cut: the timeouts are too long");
+    let report = a.verify().await.unwrap();
+    assert!(report.is_ok(), "{report:?}");
+}
+
 /// Kills every connection to database `db` (idle pooled ones included), and only those:
 /// other tests run at the same time as the same user.
 async fn kill_connections_to(db: &str) -> usize {
@@ -719,4 +773,52 @@ async fn orders_and_links_are_paid_once_across_processes() {
     );
     let held = ledgers[0].wallet(&seller, shop.id).await.unwrap().balance;
     assert_eq!(held.minor(), 100 + 200 * i64::try_from(links).unwrap());
+}
+
+/// The heads kept with wallet rows (schema 3) follow every posting, and `verify` reports one
+/// that differs from the wallet's latest entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_heads_follow_postings_and_verify_checks_them() {
+    use sqlx::{Connection, Executor};
+    let name = common::fresh_database().await;
+    let a = MySqlStore::connect(&common::app_url(&name), common::test_options())
+        .await
+        .unwrap()
+        .with_guard(common::DropDatabase(name.clone()));
+    let l = ledger(a.clone()).await;
+    let funded = funded_wallets(&l, 2, "10.00").await;
+    let ((alice, from), (_, to)) = (funded[0], funded[1]);
+    for i in 0..3 {
+        l.transfer(
+            &alice,
+            wallet_core::TransferRequest::new(from, to, d("1.25"), format!("t{i}")),
+        )
+        .await
+        .unwrap();
+    }
+    let report = a.verify().await.unwrap();
+    assert!(report.is_ok(), "{report:?}");
+    let w = a.wallet(from).await.unwrap().unwrap();
+    assert_eq!(w.head.balance_minor, 1000 - 375);
+
+    let mut c = sqlx::MySqlConnection::connect(&common::admin_db_url(&name))
+        .await
+        .unwrap();
+    c.execute(
+        format!(
+            "UPDATE wallets SET head_balance = head_balance + 1 WHERE id = {}",
+            to.get()
+        )
+        .as_str(),
+    )
+    .await
+    .unwrap();
+    let report = a.verify().await.unwrap();
+    assert!(
+        report.discrepancies.iter().any(|d| matches!(
+            d,
+            wallet_core::verify::Discrepancy::ChainBroken { wallet, .. } if *wallet == to
+        )),
+        "{report:?}"
+    );
 }
