@@ -35,6 +35,9 @@ use crate::payments;
 use crate::queries;
 use crate::users;
 
+/// How long an idle writer polls its queue before it sleeps on it (see [`Writer::wait`]).
+const SPIN: std::time::Duration = std::time::Duration::from_micros(50);
+
 /// A read to run on a connection; it sends its own answer.
 pub(crate) type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
 
@@ -202,7 +205,7 @@ impl Writer {
         loop {
             let job = match aside.pop_front() {
                 Some(job) => job,
-                None => match jobs.recv_blocking() {
+                None => match Self::wait(&jobs) {
                     Ok(job) => job,
                     Err(_) => break,
                 },
@@ -220,6 +223,28 @@ impl Writer {
             commands = self.counters.commands.load(Ordering::Relaxed),
             "writer stopped"
         );
+    }
+
+    /// The next job. An idle writer polls its queue for [`SPIN`] before it goes to sleep on
+    /// it: waking a sleeping thread costs tens of microseconds on a virtual machine, and a lone
+    /// caller's next command usually arrives within that time. (Measured: one caller's
+    /// transfers/s rose by about 11 %; with 64 callers, whose commands are queued while a batch
+    /// commits, no difference.)
+    fn wait(
+        jobs: &async_channel::Receiver<Job>,
+    ) -> std::result::Result<Job, async_channel::RecvError> {
+        let started = std::time::Instant::now();
+        loop {
+            match jobs.try_recv() {
+                Ok(job) => return Ok(job),
+                Err(async_channel::TryRecvError::Closed) => return Err(async_channel::RecvError),
+                Err(async_channel::TryRecvError::Empty) => {}
+            }
+            if started.elapsed() >= SPIN {
+                return jobs.recv_blocking();
+            }
+            std::hint::spin_loop();
+        }
     }
 
     /// The next write waiting in the queue, if any. Reads met on the way are set aside (they
