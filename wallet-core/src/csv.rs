@@ -107,6 +107,60 @@ fn is_plain_number(text: &str) -> bool {
     all_digits(whole) && fraction.is_none_or(all_digits)
 }
 
+/// A strict RFC 4180 reader, the oracle of the tests and the fuzz target that check what
+/// [`push_row`] writes: every row ends with CRLF, quoted fields may hold anything, and anything
+/// else (a bare quote, text after a closing quote, a lone CR or LF) is an error saying what.
+#[cfg(any(test, feature = "testkit"))]
+pub fn read_strict(text: &str) -> Result<Vec<Vec<String>>, String> {
+    let mut rows = Vec::new();
+    let mut fields = Vec::new();
+    let mut field = String::new();
+    let mut chars = text.chars().peekable();
+    let mut quoted_field = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if field.is_empty() && !quoted_field => {
+                quoted_field = true;
+                loop {
+                    match chars.next() {
+                        Some('"') if chars.peek() == Some(&'"') => {
+                            chars.next();
+                            field.push('"');
+                        }
+                        Some('"') => break,
+                        Some(other) => field.push(other),
+                        None => return Err("unterminated quote".into()),
+                    }
+                }
+                match chars.peek() {
+                    Some(',') | Some('\r') | None => {}
+                    other => return Err(format!("{other:?} after a closing quote")),
+                }
+            }
+            '"' => return Err("quote inside an unquoted field".into()),
+            ',' => {
+                fields.push(std::mem::take(&mut field));
+                quoted_field = false;
+            }
+            '\r' => {
+                if chars.next() != Some('\n') {
+                    return Err("CR without LF".into());
+                }
+                fields.push(std::mem::take(&mut field));
+                rows.push(std::mem::take(&mut fields));
+                quoted_field = false;
+            }
+            '\n' => return Err("LF without CR".into()),
+            other if quoted_field => return Err(format!("{other:?} after a closing quote")),
+            other => field.push(other),
+        }
+    }
+    if !field.is_empty() || !fields.is_empty() || quoted_field {
+        return Err("last row not ended by CRLF".into());
+    }
+    Ok(rows)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,57 +176,6 @@ mod tests {
         let mut out = String::new();
         push_row_cells(&mut out, cells);
         out
-    }
-
-    /// A strict RFC 4180 reader: rows end with CRLF, quoted fields may hold anything.
-    fn parse(text: &str) -> Result<Vec<Vec<String>>, String> {
-        let mut rows = Vec::new();
-        let mut fields = Vec::new();
-        let mut field = String::new();
-        let mut chars = text.chars().peekable();
-        let mut quoted_field = false;
-        while let Some(c) = chars.next() {
-            match c {
-                '"' if field.is_empty() && !quoted_field => {
-                    quoted_field = true;
-                    loop {
-                        match chars.next() {
-                            Some('"') if chars.peek() == Some(&'"') => {
-                                chars.next();
-                                field.push('"');
-                            }
-                            Some('"') => break,
-                            Some(other) => field.push(other),
-                            None => return Err("unterminated quote".into()),
-                        }
-                    }
-                    match chars.peek() {
-                        Some(',') | Some('\r') | None => {}
-                        other => return Err(format!("{other:?} after a closing quote")),
-                    }
-                }
-                '"' => return Err("quote inside an unquoted field".into()),
-                ',' => {
-                    fields.push(std::mem::take(&mut field));
-                    quoted_field = false;
-                }
-                '\r' => {
-                    if chars.next() != Some('\n') {
-                        return Err("CR without LF".into());
-                    }
-                    fields.push(std::mem::take(&mut field));
-                    rows.push(std::mem::take(&mut fields));
-                    quoted_field = false;
-                }
-                '\n' => return Err("LF without CR".into()),
-                other if quoted_field => return Err(format!("{other:?} after a closing quote")),
-                other => field.push(other),
-            }
-        }
-        if !field.is_empty() || !fields.is_empty() || quoted_field {
-            return Err("last row not ended by CRLF".into());
-        }
-        Ok(rows)
     }
 
     #[test]
@@ -267,11 +270,11 @@ mod tests {
     #[test]
     fn the_reader_reads_what_it_should() {
         assert_eq!(
-            parse("a,\"b,\"\"c\"\"\"\r\n,\r\n").unwrap(),
+            read_strict("a,\"b,\"\"c\"\"\"\r\n,\r\n").unwrap(),
             vec![vec!["a", "b,\"c\""], vec!["", ""]]
         );
         for bad in ["a", "a\n", "a\"b\r\n", "\"a\"b\r\n", "\"a\r\n", "a\rb\r\n"] {
-            assert!(parse(bad).is_err(), "{bad:?}");
+            assert!(read_strict(bad).is_err(), "{bad:?}");
         }
     }
 
@@ -298,7 +301,7 @@ mod tests {
                 .iter()
                 .map(|cells| cells.iter().map(|c| neutralize(c).into_owned()).collect())
                 .collect();
-            prop_assert_eq!(parse(&out).unwrap(), expected);
+            prop_assert_eq!(read_strict(&out).unwrap(), expected);
         }
 
         #[test]
@@ -319,7 +322,7 @@ mod tests {
                     }
                 })
                 .collect();
-            let parsed = parse(&row_cells(&row)).unwrap();
+            let parsed = read_strict(&row_cells(&row)).unwrap();
             prop_assert_eq!(parsed, vec![expected.clone()]);
             // Nothing read back starts like a formula, except a plain negative number.
             for cell in &expected {

@@ -285,6 +285,17 @@ fn configure(conn: &Connection, options: &Options, role: Role) -> Result<()> {
     Ok(())
 }
 
+/// `f` as a job for a connection's thread, and where its answer will arrive.
+fn answering<T: Send + 'static>(
+    f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+) -> (ReadJob, oneshot::Receiver<Result<T>>) {
+    let (tx, rx) = oneshot::channel();
+    let job: ReadJob = Box::new(move |conn| {
+        let _ = tx.send(f(conn));
+    });
+    (job, rx)
+}
+
 /// SQLite's own ceiling on a database's pages, the limit in force when none is set.
 const PAGES_MAX: i64 = 0xFFFF_FFFE;
 
@@ -466,10 +477,7 @@ impl SqliteStore {
         &self,
         f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        let (tx, rx) = oneshot::channel();
-        let job: ReadJob = Box::new(move |conn| {
-            let _ = tx.send(f(conn));
-        });
+        let (job, rx) = answering(f);
         let sent = match &self.inner.reads {
             Reads::Pool(reads) => reads.send(job).await.is_ok(),
             Reads::Writer => self.inner.writes.send(Job::Read(job)).await.is_ok(),
@@ -541,10 +549,7 @@ impl SqliteStore {
         &self,
         f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        let (tx, rx) = oneshot::channel();
-        let job: ReadJob = Box::new(move |conn| {
-            let _ = tx.send(f(conn));
-        });
+        let (job, rx) = answering(f);
         self.inner
             .writes
             .send(Job::Maintain(job))

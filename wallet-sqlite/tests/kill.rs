@@ -12,9 +12,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rand::{RngExt, SeedableRng};
@@ -57,41 +55,15 @@ async fn kill_child() {
 /// Runs the child, kills it `delay` after it is ready (unless it finished first), and returns
 /// how long after being ready it finished, if it did.
 fn run_child(op: &str, from: &Path, to: &Path, delay: Duration) -> Option<Duration> {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "kill_child",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(OP_ENV, op)
-        .env(FROM_ENV, from)
-        .env(TO_ENV, to)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    // libtest prints "test kill_child ... " without a newline before our output.
-    loop {
-        let line = lines.next().expect("child became ready").unwrap();
-        if line.ends_with("READY") {
-            break;
-        }
-    }
-    let ready = Instant::now();
-    let (done_tx, done_rx) = std::sync::mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        if lines.any(|l| l.is_ok_and(|l| l.ends_with("DONE"))) {
-            let _ = done_tx.send(ready.elapsed());
-        }
-    });
-    let done = done_rx.recv_timeout(delay).ok();
-    child.kill().unwrap(); // SIGKILL on Unix
-    child.wait().unwrap();
-    reader.join().unwrap();
-    done
+    wallet_core::testkit::child::run_and_kill(
+        "kill_child",
+        &[
+            (OP_ENV, op.as_ref()),
+            (FROM_ENV, from.as_os_str()),
+            (TO_ENV, to.as_os_str()),
+        ],
+        delay,
+    )
 }
 
 /// A ledger big enough that an export or import takes a while: 20 wallets, 3000 deposits

@@ -1,60 +1,12 @@
 //! CSV export escaping.
 
-use wallet_core::csv::{Cell, neutralize, push_row, push_row_cells};
+use wallet_core::csv::{Cell, neutralize, push_row, push_row_cells, read_strict};
 use wallet_core::text::Description;
 
 use crate::input::Input;
 
 /// First characters a spreadsheet reads as the start of a formula.
 const FORMULA_STARTS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
-
-/// Reads RFC 4180 text with CRLF row ends strictly: `None` for anything malformed (a bare
-/// quote inside an unquoted field, text after a closing quote, a missing final CRLF, a lone
-/// CR or LF outside quotes).
-fn read(text: &str) -> Option<Vec<Vec<String>>> {
-    let mut rows = Vec::new();
-    let mut row = Vec::new();
-    let mut field = String::new();
-    let mut chars = text.chars().peekable();
-    let mut quoted_field = false;
-    while let Some(c) = chars.next() {
-        match c {
-            '"' if field.is_empty() && !quoted_field => {
-                quoted_field = true;
-                loop {
-                    match chars.next()? {
-                        '"' if chars.peek() == Some(&'"') => {
-                            chars.next();
-                            field.push('"');
-                        }
-                        '"' => break,
-                        other => field.push(other),
-                    }
-                }
-                if !matches!(chars.peek(), Some(',') | Some('\r')) {
-                    return None;
-                }
-            }
-            '"' => return None,
-            ',' => {
-                row.push(std::mem::take(&mut field));
-                quoted_field = false;
-            }
-            '\r' => {
-                if chars.next()? != '\n' {
-                    return None;
-                }
-                row.push(std::mem::take(&mut field));
-                quoted_field = false;
-                rows.push(std::mem::take(&mut row));
-            }
-            '\n' => return None,
-            other => field.push(other),
-        }
-    }
-    // Every row, the last included, ends with CRLF.
-    (field.is_empty() && row.is_empty() && !quoted_field).then_some(rows)
-}
 
 fn plain_number(text: &str) -> bool {
     let digits = text.strip_prefix('-').unwrap_or(text);
@@ -115,8 +67,9 @@ pub fn csv(data: &[u8]) {
             push_row_cells(&mut out, &cells);
         }
     }
-    let Some(read_back) = read(&out) else {
-        panic!("malformed CSV {out:?} from {rows:?}");
+    let read_back = match read_strict(&out) {
+        Ok(rows) => rows,
+        Err(why) => panic!("malformed CSV {out:?} from {rows:?}: {why}"),
     };
     assert_eq!(read_back.len(), rows.len(), "{out:?}");
     for (written, read) in rows.iter().zip(&read_back) {

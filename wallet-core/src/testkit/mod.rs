@@ -17,6 +17,7 @@
 
 pub mod adversarial_cases;
 pub mod cases;
+pub mod child;
 pub mod identity_cases;
 pub mod model;
 pub mod payment_cases;

@@ -15,9 +15,7 @@
 //! migration is covered (from every older version) as soon as it is added.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rand::{RngExt, SeedableRng};
@@ -52,39 +50,11 @@ fn migrate_child() {
 /// Runs the child on `path`, kills it `delay` after it is ready (unless it finished first),
 /// and returns how long after being ready it finished, if it did.
 fn run_child(path: &Path, delay: Duration) -> Option<Duration> {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "schema::kill::migrate_child",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(PATH_ENV, path)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    // libtest prints "test ... " without a newline before our output.
-    loop {
-        let line = lines.next().expect("child became ready").unwrap();
-        if line.ends_with("READY") {
-            break;
-        }
-    }
-    let ready = Instant::now();
-    let (done_tx, done_rx) = std::sync::mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        if lines.any(|l| l.is_ok_and(|l| l.ends_with("DONE"))) {
-            let _ = done_tx.send(ready.elapsed());
-        }
-    });
-    let done = done_rx.recv_timeout(delay).ok();
-    child.kill().unwrap(); // SIGKILL on Unix
-    child.wait().unwrap();
-    reader.join().unwrap();
-    done
+    wallet_core::testkit::child::run_and_kill(
+        "schema::kill::migrate_child",
+        &[(PATH_ENV, path.as_os_str())],
+        delay,
+    )
 }
 
 fn has_table(conn: &Connection, name: &str) -> bool {
