@@ -161,6 +161,9 @@ pub struct WriterStats {
     pub queued: u64,
     /// When the last group commit reached the disk.
     pub last_commit: Option<wallet_core::Timestamp>,
+    /// Pages the commits wrote to the write-ahead log (file stores; 0 in memory): with the
+    /// page size, what each commit hands to the disk before its fsync.
+    pub log_pages: u64,
 }
 
 /// Where reads run: a pool of reader connections, or (in memory) the writer's connection.
@@ -391,12 +394,25 @@ impl SqliteStore {
             Some((path, checkpointer)) => {
                 let state = Arc::new(checkpoint::WalState::default());
                 let frames = Arc::clone(&state);
+                let written = Arc::clone(&counters);
                 writer_conn
                     .wal_hook(Some(
                         move |_: &mut rusqlite::hooks::Wal, pages: std::ffi::c_int| {
-                            frames
+                            let pages = i64::from(pages);
+                            let before = frames
                                 .frames
-                                .store(i64::from(pages), std::sync::atomic::Ordering::Relaxed);
+                                .swap(pages, std::sync::atomic::Ordering::Relaxed);
+                            // The log holds `pages` frames after this commit; fewer than
+                            // before means it was rewound and this commit's frames are all.
+                            let added = if pages >= before {
+                                pages - before
+                            } else {
+                                pages
+                            };
+                            written.log_pages.fetch_add(
+                                u64::try_from(added).unwrap_or(0),
+                                std::sync::atomic::Ordering::Relaxed,
+                            );
                             Ok(())
                         },
                     ))
@@ -464,6 +480,7 @@ impl SqliteStore {
             commits: c.commits.load(std::sync::atomic::Ordering::Relaxed),
             queued: u64::try_from(self.inner.writes.len()).unwrap_or(u64::MAX),
             last_commit: (last != 0).then(|| wallet_core::Timestamp::from_micros(last)),
+            log_pages: c.log_pages.load(std::sync::atomic::Ordering::Relaxed),
         }
     }
 

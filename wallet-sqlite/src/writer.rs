@@ -155,6 +155,8 @@ pub(crate) struct Counters {
     pub(crate) commits: AtomicU64,
     /// When the last batch committed, microseconds since the Unix epoch (0: never).
     pub(crate) last_commit_micros: AtomicI64,
+    /// Pages written to the write-ahead log by commits.
+    pub(crate) log_pages: AtomicU64,
 }
 
 pub(crate) struct Writer {

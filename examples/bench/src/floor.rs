@@ -47,6 +47,29 @@ pub fn setup(path: &Path, wallets: usize) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
+/// Counts the pages the floor's commits write to its log (as the library's writer counts its
+/// own, [`wallet_sqlite::WriterStats::log_pages`]), into `pages`.
+pub fn count_log_pages(
+    conn: &mut Connection,
+    pages: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) -> rusqlite::Result<()> {
+    use std::sync::atomic::Ordering;
+    let last = std::sync::atomic::AtomicI64::new(0);
+    conn.wal_hook(Some(
+        move |_: &mut rusqlite::hooks::Wal, frames: std::ffi::c_int| {
+            let frames = i64::from(frames);
+            let before = last.swap(frames, Ordering::Relaxed);
+            let added = if frames >= before {
+                frames - before
+            } else {
+                frames
+            };
+            pages.fetch_add(u64::try_from(added).unwrap_or(0), Ordering::Relaxed);
+            Ok(())
+        },
+    ))
+}
+
 /// Runs `w.transfers` transfers on one thread, `per_commit` per COMMIT.
 pub fn run(
     conn: &mut Connection,

@@ -171,6 +171,30 @@ fn env_number(name: &str) -> Option<u32> {
     std::env::var(name).ok().and_then(|v| v.parse().ok())
 }
 
+/// The library's store options: the defaults, with the tuning experiments' overrides from the
+/// environment (`BENCH_PAGE_SIZE`, `BENCH_CHECKPOINT_MIB`, `BENCH_CACHE_KIB`).
+fn store_options() -> wallet_sqlite::Options {
+    let mut options = wallet_sqlite::Options::default();
+    if let Some(v) = env_number("BENCH_PAGE_SIZE") {
+        options.page_size = v;
+    }
+    if let Some(v) = env_number("BENCH_CHECKPOINT_MIB") {
+        options.checkpoint_bytes = u64::from(v) << 20;
+    }
+    if let Some(v) = env_number("BENCH_CACHE_KIB") {
+        options.page_cache_kib = v;
+    }
+    options
+}
+
+/// The database's page size in bytes.
+fn page_size(path: &Path) -> rusqlite::Result<f64> {
+    let conn =
+        rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    conn.query_row("PRAGMA page_size", [], |r| r.get::<_, i64>(0))
+        .map(|n| n as f64)
+}
+
 /// Bytes the database uses now (pages in use times page size, WAL included).
 fn used_bytes(path: &Path) -> rusqlite::Result<i64> {
     let conn =
@@ -179,6 +203,33 @@ fn used_bytes(path: &Path) -> rusqlite::Result<i64> {
     let free: i64 = conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
     let size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
     Ok((pages - free) * size)
+}
+
+/// CPU time this process's threads have used, in nanoseconds (`/proc/self/task/*/schedstat`):
+/// only those named `name` if given (a thread's name as the kernel shows it, at most 15 bytes).
+/// Unlike throughput, CPU per transfer hardly depends on what other processes do with the
+/// machine, so it is the steadier figure when the machine is shared.
+fn thread_cpu_ns(name: Option<&str>) -> u64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter(|task| {
+            name.is_none_or(|name| {
+                std::fs::read_to_string(task.path().join("comm")).is_ok_and(|c| c.trim() == name)
+            })
+        })
+        .filter_map(|task| {
+            let stat = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
+            stat.split_whitespace().next()?.parse::<u64>().ok()
+        })
+        .sum()
+}
+
+/// Microseconds per transfer, to one decimal, of a CPU time in nanoseconds.
+fn us_per(ns: u64, transfers: usize) -> f64 {
+    (ns as f64 / 1000.0 / transfers.max(1) as f64 * 10.0).round() / 10.0
 }
 
 /// Resident memory of this process, MiB.
@@ -326,6 +377,9 @@ fn announce(s: &Scenario) {
     );
 }
 
+/// The SQLite store's writer thread, by the name it is given (`wallet_sqlite`).
+const WRITER: &str = "wallet-writer";
+
 async fn run_scenario(
     dir: &Path,
     s: &Scenario,
@@ -334,25 +388,20 @@ async fn run_scenario(
     announce(s);
     // The library.
     let path = fresh(dir, &format!("{}-library", s.name));
-    let mut options = wallet_sqlite::Options::default();
-    if let Some(v) = env_number("BENCH_PAGE_SIZE") {
-        options.page_size = v;
-    }
-    if let Some(v) = env_number("BENCH_CHECKPOINT_MIB") {
-        options.checkpoint_bytes = u64::from(v) << 20;
-    }
-    if let Some(v) = env_number("BENCH_CACHE_KIB") {
-        options.page_cache_kib = v;
-    }
-    let store = wallet_sqlite::SqliteStore::open(&path, options)?;
+    let store = wallet_sqlite::SqliteStore::open(&path, store_options())?;
     let (ledger, wallets) = library::setup(store, w.wallets).await?;
     let before = used_bytes(&path)?;
     let stats_before = ledger.store().writer_stats();
+    let (writer_before, process_before) = (thread_cpu_ns(Some(WRITER)), thread_cpu_ns(None));
     let lib = library::run(&ledger, &wallets, w, s.callers, "library").await?;
+    let writer_ns = thread_cpu_ns(Some(WRITER)).saturating_sub(writer_before);
+    let process_ns = thread_cpu_ns(None).saturating_sub(process_before);
     let stats = ledger.store().writer_stats();
     let batch_avg = (stats.commands - stats_before.commands) as f64
         / (stats.batches - stats_before.batches).max(1) as f64;
     let lib_bytes = (used_bytes(&path)? - before) as f64 / w.transfers as f64;
+    let log_bytes = (stats.log_pages - stats_before.log_pages) as f64 * page_size(&path)?
+        / w.transfers.max(1) as f64;
     let rss = rss_mb();
     library::verify(&ledger, &s.name).await?;
     drop(ledger);
@@ -362,8 +411,14 @@ async fn run_scenario(
     let mut conn = floor::setup(&floor_path, w.wallets)?;
     let floor_before = used_bytes(&floor_path)?;
     let floor_label = format!("floor ({} per commit)", s.floor_per_commit);
+    let floor_pages = std::sync::Arc::new(AtomicU64::new(0));
+    floor::count_log_pages(&mut conn, std::sync::Arc::clone(&floor_pages))?;
+    let floor_cpu_before = thread_cpu_ns(None);
     let fl = floor::run(&mut conn, w, s.floor_per_commit, &floor_label)?;
+    let floor_ns = thread_cpu_ns(None).saturating_sub(floor_cpu_before);
     let floor_bytes = (used_bytes(&floor_path)? - floor_before) as f64 / w.transfers as f64;
+    let floor_log_bytes = floor_pages.load(Ordering::Relaxed) as f64 * page_size(&floor_path)?
+        / w.transfers.max(1) as f64;
     drop(conn);
 
     Ok(json!({
@@ -387,12 +442,18 @@ async fn run_scenario(
         "floor_bytes_per_transfer": floor_bytes.round(),
         "rss_mb": rss.round(),
         "batch_avg": (batch_avg * 10.0).round() / 10.0,
+        "log_bytes_per_transfer": log_bytes.round(),
+        "floor_log_bytes_per_transfer": floor_log_bytes.round(),
+        "writer_cpu_us": us_per(writer_ns, w.transfers),
+        "library_cpu_us": us_per(process_ns, w.transfers),
+        "floor_cpu_us": us_per(floor_ns, w.transfers),
+        "cpu_ratio": (floor_ns as f64 / writer_ns.max(1) as f64 * 100.0).round() / 100.0,
     }))
 }
 
 fn print_table(rows: &[serde_json::Value]) {
     println!(
-        "\n{:<22} {:>8} {:>7} {:>9} {:>11} {:>11} {:>6} {:>8} {:>8} {:>7} {:>7}",
+        "\n{:<22} {:>8} {:>7} {:>9} {:>11} {:>11} {:>6} {:>8} {:>8} {:>7} {:>7} {:>14} {:>9}",
         "scenario",
         "wallets",
         "callers",
@@ -403,7 +464,9 @@ fn print_table(rows: &[serde_json::Value]) {
         "p50 ms",
         "p99 ms",
         "B/xfer",
-        "RSS MB"
+        "RSS MB",
+        "CPU us w/f",
+        "CPU ratio"
     );
     let v = |r: &serde_json::Value, k: &str| match &r[k] {
         serde_json::Value::String(s) => s.clone(),
@@ -412,7 +475,7 @@ fn print_table(rows: &[serde_json::Value]) {
     };
     for r in rows {
         println!(
-            "{:<22} {:>8} {:>7} {:>9} {:>11} {:>11} {:>6} {:>8} {:>8} {:>7} {:>7}",
+            "{:<22} {:>8} {:>7} {:>9} {:>11} {:>11} {:>6} {:>8} {:>8} {:>7} {:>7} {:>14} {:>9}",
             v(r, "scenario"),
             v(r, "wallets"),
             v(r, "callers"),
@@ -424,9 +487,15 @@ fn print_table(rows: &[serde_json::Value]) {
             v(r, "p99_ms"),
             v(r, "bytes_per_transfer"),
             v(r, "rss_mb"),
+            format!("{}/{}", v(r, "writer_cpu_us"), v(r, "floor_cpu_us")),
+            v(r, "cpu_ratio"),
         );
     }
     println!("floor/s: hand-written SQL in the same run (transfers per COMMIT in parentheses)");
+    println!(
+        "CPU us w/f: CPU time per transfer of the library's writer thread and of the floor; \
+         CPU ratio: floor over writer (steadier than throughput on a shared machine)"
+    );
 }
 
 /// What the MySQL server and the machine counted per transfer during each timed run, and the

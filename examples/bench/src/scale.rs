@@ -686,7 +686,7 @@ pub async fn build(path: &Path, a: &ScaleArgs) -> Result<(), Box<dyn Error>> {
     let plan = Plan::new(a.wallets, a.transactions, hot_entries)?;
     let template = Template::make().await?;
     let started = Instant::now();
-    let mut options = Options::default();
+    let mut options = crate::store_options();
     if let Some(mib) = a.build_cache_mib {
         options.page_cache_kib = mib.saturating_mul(1024);
     }
@@ -763,7 +763,7 @@ pub async fn run(dir: &Path, a: &ScaleArgs) -> Result<serde_json::Value, Box<dyn
     let peak_reset = reset_peak();
 
     // The built store, opened as an application opens it.
-    let store = SqliteStore::open(&path, Options::default())?;
+    let store = SqliteStore::open(&path, crate::store_options())?;
     let (config, _) = library::config()?;
     let ledger = Ledger::new(store, config).await?;
     let actor = |i: usize| -> Option<Actor> {
@@ -849,7 +849,7 @@ pub async fn run(dir: &Path, a: &ScaleArgs) -> Result<serde_json::Value, Box<dyn
         a.reference_wallets, a.transfers
     );
     let ref_path = crate::fresh(dir, "scale-reference");
-    let store = SqliteStore::open(&ref_path, Options::default())?;
+    let store = SqliteStore::open(&ref_path, crate::store_options())?;
     let (ledger, wallets) = library::setup(store, a.reference_wallets).await?;
     let reference_load = Workload {
         wallets: a.reference_wallets,
