@@ -98,18 +98,14 @@ impl TxnNote {
 
     /// The title and priority it is shown with.
     pub fn headline(&self) -> (&'static str, Priority) {
-        match (self.status, self.received) {
-            (TransactionStatus::Completed, true) => ("Money received", Priority::Normal),
-            (TransactionStatus::Completed, false) => ("Money sent", Priority::Normal),
-            (TransactionStatus::Pending, _) => ("Pending", Priority::Low),
-            (TransactionStatus::Failed | TransactionStatus::Expired, _) => {
-                ("Did not complete", Priority::High)
-            }
-            (TransactionStatus::Cancelled, _) => ("Cancelled", Priority::Normal),
-            (TransactionStatus::Refunded | TransactionStatus::PartiallyRefunded, _) => {
-                ("Refunded", Priority::Normal)
-            }
-        }
+        headline(self.status, self.received)
+    }
+
+    /// The priority of a note stored as [`TxnNote::state`] (it depends on the state alone), for
+    /// a backend that keeps only the state and renders the rest when read.
+    pub fn priority_of_state(state: i64) -> Result<Priority> {
+        let status = TransactionStatus::from_db(state.div_euclid(2))?;
+        Ok(headline(status, state.rem_euclid(2) == 1).1)
     }
 
     /// The message, such as `TXN-… transfer of 12.50 USD is completed`.
@@ -121,6 +117,23 @@ impl TxnNote {
             self.amount,
             status_word(self.status)
         )
+    }
+}
+
+/// The title and priority of a money movement's notification in `status`, for a user who
+/// received money from it or not.
+fn headline(status: TransactionStatus, received: bool) -> (&'static str, Priority) {
+    match (status, received) {
+        (TransactionStatus::Completed, true) => ("Money received", Priority::Normal),
+        (TransactionStatus::Completed, false) => ("Money sent", Priority::Normal),
+        (TransactionStatus::Pending, _) => ("Pending", Priority::Low),
+        (TransactionStatus::Failed | TransactionStatus::Expired, _) => {
+            ("Did not complete", Priority::High)
+        }
+        (TransactionStatus::Cancelled, _) => ("Cancelled", Priority::Normal),
+        (TransactionStatus::Refunded | TransactionStatus::PartiallyRefunded, _) => {
+            ("Refunded", Priority::Normal)
+        }
     }
 }
 

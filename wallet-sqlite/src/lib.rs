@@ -5,6 +5,7 @@ mod admin;
 mod backup;
 mod checkpoint;
 mod error;
+mod notes;
 mod payment_methods;
 mod payments;
 mod portable;
@@ -745,12 +746,12 @@ impl Store for SqliteStore {
         before: i64,
         limit: u32,
     ) -> Result<Vec<Notification>> {
-        self.read(move |c| payments::notifications(c, user, unread_only, before, limit))
+        self.read(move |c| notes::list(c, user, unread_only, before, limit))
             .await
     }
 
     async fn unread_count(&self, user: UserId) -> Result<u64> {
-        self.read(move |c| payments::unread_count(c, user)).await
+        self.read(move |c| notes::unread_count(c, user)).await
     }
 
     async fn events(&self, after: i64, limit: u32) -> Result<Vec<Event>> {

@@ -2,14 +2,14 @@
 //! limits, merchants, payment links, notifications and the event feed.
 
 use rusqlite::{Connection, OptionalExtension, params};
-use wallet_core::command::{MarkRead, TxnLookup};
+use wallet_core::command::TxnLookup;
 use wallet_core::decide::{
     LinkRecord, MerchantRecord, NewPending, PendingRecord, StoredTxn, TxnUpdate,
 };
 use wallet_core::ids::{MerchantId, TransactionId, UserId, WalletId};
 use wallet_core::limits::Limits;
 use wallet_core::links::{LinkCode, LinkStatus};
-use wallet_core::notify::{Event, NewEvent, NewNotification, NoteBody, Notification};
+use wallet_core::notify::{Event, NewEvent, Notification};
 use wallet_core::stored::{NullableTxnFactCols, txn_fact_cols};
 use wallet_core::text::{Description, ExternalRef, IdempotencyKey};
 use wallet_core::wallet::WalletRecord;
@@ -63,48 +63,6 @@ pub(crate) mod sql {
         link_select!(),
         " WHERE l.wallet_id = ?1 AND l.id < ?2 ORDER BY l.id DESC LIMIT ?3"
     );
-    /// A notification's columns (`stored::StoredNotificationCols`), its transaction joined
-    /// for the ones stored by reference; rows come from `n`.
-    macro_rules! notification_select {
-        () => {
-            "SELECT n.id, n.user_id, n.kind, n.priority, n.title, n.message, n.read,
-                    n.created_at, n.txn_state, t.id, t.kind, t.amount, t.currency, c.exponent,
-                    t.original_id
-             FROM n LEFT JOIN transactions t ON t.id = n.txn_id
-             LEFT JOIN currencies c ON c.code = t.currency"
-        };
-    }
-    /// The index is (user, read state, id): the newest of each state are two range reads,
-    /// merged here, so a user with many notifications costs a page, not a scan.
-    pub(crate) const NOTIFICATIONS: &str = concat!(
-        "WITH n AS (SELECT * FROM (SELECT * FROM notifications
-                                   WHERE user_id = ?1 AND read = 0 AND id < ?2
-                                   ORDER BY id DESC LIMIT ?3)
-                    UNION ALL
-                    SELECT * FROM (SELECT * FROM notifications
-                                   WHERE user_id = ?1 AND read = 1 AND id < ?2
-                                   ORDER BY id DESC LIMIT ?3)) ",
-        notification_select!(),
-        " ORDER BY n.id DESC LIMIT ?3"
-    );
-    pub(crate) const UNREAD_NOTIFICATIONS: &str = concat!(
-        "WITH n AS (SELECT * FROM notifications WHERE user_id = ?1 AND read = 0 AND id < ?2
-                    ORDER BY id DESC LIMIT ?3) ",
-        notification_select!(),
-        " ORDER BY n.id DESC"
-    );
-    /// Every notification in id order, rendered (for export).
-    pub(crate) const ALL_NOTIFICATIONS: &str = concat!(
-        "WITH n AS (SELECT * FROM notifications) ",
-        notification_select!(),
-        " ORDER BY n.id"
-    );
-    pub(crate) const UNREAD_COUNT: &str =
-        "SELECT count(*) FROM notifications WHERE user_id = ?1 AND read = 0";
-    pub(crate) const MARK_ONE: &str =
-        "UPDATE notifications SET read = 1 WHERE id = ?1 AND user_id = ?2 AND read = 0";
-    pub(crate) const MARK_ALL: &str =
-        "UPDATE notifications SET read = 1 WHERE user_id = ?1 AND read = 0";
     /// Events (`stored::StoredEventCols`) after a cursor, their transaction joined for the
     /// ones stored by reference.
     macro_rules! event_select {
@@ -134,11 +92,6 @@ pub(crate) mod sql {
         LINK_BY_CODE,
         LINK_BY_KEY,
         LINKS_OF_WALLET,
-        NOTIFICATIONS,
-        UNREAD_NOTIFICATIONS,
-        UNREAD_COUNT,
-        MARK_ONE,
-        MARK_ALL,
         EVENTS,
     ];
 }
@@ -246,8 +199,12 @@ fn changed_one(n: usize, what: &str) -> Result<()> {
     }
 }
 
-/// Applies changes to an existing transaction (its entries included).
-pub(crate) fn update_txn(conn: &Connection, u: &TxnUpdate) -> Result<()> {
+/// Applies changes to an existing transaction; its new entries go to `posted`.
+pub(crate) fn update_txn(
+    conn: &Connection,
+    u: &TxnUpdate,
+    posted: &mut crate::notes::Posted,
+) -> Result<()> {
     let mut stmt = conn
         .prepare_cached(
             "UPDATE transactions SET status = ?2, amount = ?3, refunded = ?4,
@@ -264,7 +221,7 @@ pub(crate) fn update_txn(conn: &Connection, u: &TxnUpdate) -> Result<()> {
         ])
         .map_err(map_sqlite)?;
     changed_one(n, "transaction")?;
-    queries::insert_entries(conn, u.id, &u.legs)?;
+    posted.add(u.id, u.completed_at, &u.legs);
     if u.close_pending {
         let mut stmt = conn
             .prepare_cached("UPDATE pending SET held = 0, open = 0 WHERE txn_id = ?1")
@@ -508,48 +465,8 @@ pub(crate) fn update_link(
     changed_one(n, "payment link")
 }
 
-/// Appends notifications and events.
-pub(crate) fn insert_trail(
-    conn: &Connection,
-    at: Timestamp,
-    notifications: &[NewNotification],
-    events: &[NewEvent],
-) -> Result<()> {
-    if !notifications.is_empty() {
-        let mut stmt = conn
-            .prepare_cached(
-                "INSERT INTO notifications
-                     (user_id, kind, priority, title, message, read, created_at, txn_id, txn_state)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8)",
-            )
-            .map_err(map_sqlite)?;
-        for n in notifications {
-            let base = (n.user.get(), n.kind.to_db(), n.priority.to_db());
-            match &n.body {
-                NoteBody::Text { title, message } => stmt.execute(params![
-                    base.0,
-                    base.1,
-                    base.2,
-                    title,
-                    message,
-                    at.as_micros(),
-                    None::<i64>,
-                    None::<i64>
-                ]),
-                NoteBody::Transaction(note) => stmt.execute(params![
-                    base.0,
-                    base.1,
-                    base.2,
-                    None::<&str>,
-                    None::<&str>,
-                    at.as_micros(),
-                    note.txn.get(),
-                    note.state()
-                ]),
-            }
-            .map_err(map_sqlite)?;
-        }
-    }
+/// Appends events.
+pub(crate) fn insert_events(conn: &Connection, at: Timestamp, events: &[NewEvent]) -> Result<()> {
     if !events.is_empty() {
         let mut stmt = conn
             .prepare_cached(
@@ -583,7 +500,10 @@ pub(crate) fn insert_trail(
 }
 
 /// The six nullable columns of a joined transaction's facts, from column `first` on.
-fn fact_columns(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<NullableTxnFactCols> {
+pub(crate) fn fact_columns(
+    r: &rusqlite::Row<'_>,
+    first: usize,
+) -> rusqlite::Result<NullableTxnFactCols> {
     Ok((
         r.get(first)?,
         r.get(first + 1)?,
@@ -650,53 +570,6 @@ pub(crate) fn read_events(
         wallet_core::stored::stored_event((id, at, kind, subject, payload, status, facts))
     })
     .collect()
-}
-
-/// A user's notifications, newest first, older than id `before`.
-pub(crate) fn notifications(
-    conn: &Connection,
-    user: UserId,
-    unread_only: bool,
-    before: i64,
-    limit: u32,
-) -> Result<Vec<Notification>> {
-    let sql = if unread_only {
-        sql::UNREAD_NOTIFICATIONS
-    } else {
-        sql::NOTIFICATIONS
-    };
-    let mut stmt = conn.prepare_cached(sql).map_err(map_sqlite)?;
-    read_notifications(&mut stmt, params![user.get(), before, i64::from(limit)])
-}
-
-/// How many unread notifications a user has.
-pub(crate) fn unread_count(conn: &Connection, user: UserId) -> Result<u64> {
-    let n: i64 = conn
-        .prepare_cached(sql::UNREAD_COUNT)
-        .and_then(|mut s| s.query_row([user.get()], |r| r.get(0)))
-        .map_err(map_sqlite)?;
-    u64::try_from(n).map_err(|_| Error::corrupt("notification count"))
-}
-
-/// Marks notifications read; returns how many changed.
-pub(crate) fn mark_read(conn: &Connection, m: &MarkRead) -> Result<u64> {
-    let n = match &m.ids {
-        None => conn
-            .prepare_cached(sql::MARK_ALL)
-            .and_then(|mut s| s.execute([m.user.get()]))
-            .map_err(map_sqlite)?,
-        Some(ids) => {
-            let mut stmt = conn.prepare_cached(sql::MARK_ONE).map_err(map_sqlite)?;
-            let mut n = 0;
-            for id in ids {
-                n += stmt
-                    .execute(params![id.get(), m.user.get()])
-                    .map_err(map_sqlite)?;
-            }
-            n
-        }
-    };
-    Ok(u64::try_from(n).unwrap_or(u64::MAX))
 }
 
 /// Events after `after`, oldest first.

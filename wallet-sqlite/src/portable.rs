@@ -12,7 +12,7 @@ use wallet_core::portable::{Counts, Imported, Reader, Row, Summary, TABLES, Tabl
 use wallet_core::{Error, Result};
 
 use crate::error::map_sqlite;
-use crate::{in_snapshot, payments, queries};
+use crate::{in_snapshot, notes, payments, queries};
 use wallet_core::portable;
 
 /// `` `a`, `b`, `c` ``: column names quoted the way both SQLite and MySQL accept (some, such as
@@ -57,20 +57,19 @@ fn count(conn: &Connection, table: &Table) -> Result<u64> {
 /// Writes the whole database to `out`, reading one snapshot.
 pub(crate) fn export(conn: &Connection, out: impl Write) -> Result<Summary> {
     in_snapshot(conn, |conn| {
-        let counts = Counts::collect(|table| count(conn, table))?;
+        let counts = Counts::collect(|table| match table.name {
+            "notifications" => notes::count(conn),
+            _ => count(conn, table),
+        })?;
         let mut writer = Writer::new(out, &counts)?;
         let mut values = Vec::new();
         for table in &TABLES {
-            // Notifications and events of money movements are stored by reference; the file
-            // carries them rendered, as every backend reads them.
+            // Notifications and events of money movements are stored by reference (and
+            // notifications partly in the entries they are about); the file carries them
+            // rendered, as every backend reads them.
             match table.name {
                 "notifications" => {
-                    let mut stmt = conn
-                        .prepare(payments::sql::ALL_NOTIFICATIONS)
-                        .map_err(map_sqlite)?;
-                    for n in payments::read_notifications(&mut stmt, [])? {
-                        writer.row(table, &portable::notification_row(n))?;
-                    }
+                    notes::for_each(conn, |n| writer.row(table, &portable::notification_row(n)))?;
                     continue;
                 }
                 "events" => {
@@ -157,6 +156,7 @@ fn load(conn: &Connection, input: impl Read) -> Result<Imported> {
         insert_row(stmt, &row)
     })?;
     drop(insert);
+    notes::after_import(conn)?;
     Imported::verified(summary, queries::verify(conn)?)
 }
 

@@ -401,8 +401,12 @@ pub(crate) fn update_status(conn: &Connection, w: &WalletRecord) -> Result<()> {
     }
 }
 
-/// Inserts a transaction and its entries; returns the transaction id.
-pub(crate) fn insert_posting(conn: &Connection, p: &Posting) -> Result<TransactionId> {
+/// Inserts a transaction; its entries go to `posted`. Returns the transaction id.
+pub(crate) fn insert_posting(
+    conn: &Connection,
+    p: &Posting,
+    posted: &mut crate::notes::Posted,
+) -> Result<TransactionId> {
     let mut stmt = conn
         .prepare_cached(
             "INSERT INTO transactions (kind, status, amount, currency, description, metadata,
@@ -425,37 +429,8 @@ pub(crate) fn insert_posting(conn: &Connection, p: &Posting) -> Result<Transacti
     ])
     .map_err(map_sqlite)?;
     let id = txn_id(conn.last_insert_rowid())?;
-    insert_entries(conn, id, &p.legs)?;
+    posted.add(id, p.completed_at, &p.legs);
     Ok(id)
-}
-
-/// Inserts the entries of transaction `id`.
-pub(crate) fn insert_entries(
-    conn: &Connection,
-    id: TransactionId,
-    legs: &[wallet_core::decide::PostedLeg],
-) -> Result<()> {
-    if legs.is_empty() {
-        return Ok(());
-    }
-    let mut stmt = conn
-        .prepare_cached(
-            "INSERT INTO entries (wallet_id, seq, txn_id, amount, balance_after, debits_after)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )
-        .map_err(map_sqlite)?;
-    for leg in legs {
-        stmt.execute(params![
-            leg.record.id.get(),
-            leg.head.seq,
-            id.get(),
-            leg.amount_minor,
-            leg.head.balance_minor,
-            leg.head.debits_minor
-        ])
-        .map_err(map_sqlite)?;
-    }
-    Ok(())
 }
 
 fn optional_text<T>(
@@ -1024,6 +999,7 @@ mod tests {
         assert_indexed(crate::admin::sql::INDEXED);
         assert_indexed(crate::payment_methods::sql::INDEXED);
         assert_indexed(crate::payments::sql::INDEXED);
+        assert_indexed(crate::notes::sql::INDEXED);
     }
 
     /// Asserts no statement in `statements` scans a table without an index.

@@ -30,6 +30,7 @@ use wallet_core::{Clock, Error, Result};
 
 use crate::checkpoint;
 use crate::error::map_sqlite;
+use crate::notes;
 use crate::payment_methods;
 use crate::payments;
 use crate::queries;
@@ -162,6 +163,8 @@ pub(crate) struct Counters {
 pub(crate) struct Writer {
     conn: Connection,
     cache: Cache,
+    /// Notification ids, given out in commit order (`notes`).
+    note_ids: notes::Ids,
     data_version: i64,
     batch_max: usize,
     counters: Arc<Counters>,
@@ -193,6 +196,7 @@ impl Writer {
                 limits: HashMap::new(),
                 capacity: cache_capacity,
             },
+            note_ids: notes::Ids::default(),
             data_version: -1,
             batch_max: batch_max.max(1),
             counters,
@@ -278,6 +282,7 @@ impl Writer {
             let _ = self.conn.execute_batch("ROLLBACK");
         }
         self.cache.clear();
+        self.note_ids.forget();
         if let Some(policy) = &mut self.checkpoints {
             policy.after_commit(&self.conn);
         }
@@ -335,6 +340,7 @@ impl Writer {
                     // Start over with a savepoint around every command.
                     let _ = self.conn.execute_batch("ROLLBACK");
                     self.cache.clear();
+                    self.note_ids.forget();
                     staged.clear();
                     results.clear();
                     guarded = true;
@@ -345,7 +351,10 @@ impl Writer {
             }
         };
         let committed = match doomed {
-            None => self.conn.execute_batch("COMMIT").map_err(map_sqlite),
+            None => self
+                .note_ids
+                .save(&self.conn)
+                .and_then(|()| self.conn.execute_batch("COMMIT").map_err(map_sqlite)),
             Some(e) => Err(e),
         };
         let replies = batch.into_iter().map(|job| job.reply);
@@ -374,6 +383,7 @@ impl Writer {
                 // back, on a full disk for example): either way nothing of the batch remains.
                 let _ = self.conn.execute_batch("ROLLBACK");
                 self.cache.clear();
+                self.note_ids.forget();
                 // Every caller whose command had succeeded learns it did not; the others keep
                 // their own error, and any not applied yet (the batch failed to restart) gets
                 // the batch's.
@@ -403,12 +413,14 @@ impl Writer {
             Ok(v) => {
                 if v != self.data_version {
                     self.cache.clear();
+                    self.note_ids.forget();
                     self.data_version = v;
                 }
                 Ok(())
             }
             Err(e) => {
                 let _ = self.conn.execute_batch("ROLLBACK");
+                self.note_ids.forget();
                 Err(map_sqlite(e))
             }
         }
@@ -560,6 +572,7 @@ impl Writer {
             _ => wallet_core::audit::OUTCOME_OK,
         };
         self.audit(command, outcome)?;
+        let mut posted = notes::Posted::default();
         let (applied_now, refusal) = match decision {
             Decision::Replay(id) => {
                 let transaction = queries::transaction(&self.conn, id)?
@@ -575,11 +588,18 @@ impl Writer {
             }
             Decision::Unchanged(wallet) => return Ok((applied(Outcome::Wallet(wallet)), None)),
             Decision::Done(outcome) => return Ok((applied(outcome), None)),
-            Decision::Apply(effects) => (self.persist(effects)?, None),
-            Decision::Refuse(effects, e) => (self.persist(effects)?, Some(e)),
+            Decision::Apply(effects) => (self.persist(effects, &mut posted)?, None),
+            Decision::Refuse(effects, e) => (self.persist(effects, &mut posted)?, Some(e)),
         };
         let trail = wallet_core::notify::trail(command, &applied_now.0);
-        payments::insert_trail(&self.conn, command.now, &trail.notifications, &trail.events)?;
+        notes::store(
+            &self.conn,
+            &mut self.note_ids,
+            command.now,
+            &mut posted,
+            &trail.notifications,
+        )?;
+        payments::insert_events(&self.conn, command.now, &trail.events)?;
         Ok((applied_now, refusal))
     }
 
@@ -815,7 +835,9 @@ impl Writer {
         Ok(state)
     }
 
-    fn persist(&mut self, effects: Effects) -> Result<Applied> {
+    /// Writes a decision's effects; the entries it posts go to `posted`, for the caller to
+    /// write with the command's notifications.
+    fn persist(&mut self, effects: Effects, posted: &mut notes::Posted) -> Result<Applied> {
         match effects {
             Effects::OpenWallet(new) => {
                 if new.register_currency {
@@ -830,7 +852,7 @@ impl Writer {
                 Ok((Outcome::Wallet(state.clone()), vec![state], Vec::new()))
             }
             Effects::Post(posting) => {
-                let id = queries::insert_posting(&self.conn, &posting)?;
+                let id = queries::insert_posting(&self.conn, &posting, posted)?;
                 let changed = posting
                     .legs
                     .iter()
@@ -874,7 +896,7 @@ impl Writer {
                 payment_methods::delete(&self.conn, id)?;
                 Ok(applied(Outcome::Done))
             }
-            Effects::Ledger(writes) => self.persist_ledger(*writes),
+            Effects::Ledger(writes) => self.persist_ledger(*writes, posted),
             Effects::SetLimits(wallet, limits) => {
                 payments::set_limits(&self.conn, wallet, limits.as_ref())?;
                 // Read again once needed: the new value is not committed yet, and a failed
@@ -892,15 +914,17 @@ impl Writer {
                 payments::update_link(&self.conn, l.id, l.status, l.paid_by)?;
                 Ok(applied(Outcome::Link(l.to_link())))
             }
-            Effects::MarkRead(m) => Ok(applied(Outcome::Count(payments::mark_read(
-                &self.conn, &m,
-            )?))),
+            Effects::MarkRead(m) => Ok(applied(Outcome::Count(notes::mark_read(&self.conn, &m)?))),
         }
     }
 
-    fn persist_ledger(&mut self, w: wallet_core::decide::LedgerWrites) -> Result<Applied> {
+    fn persist_ledger(
+        &mut self,
+        w: wallet_core::decide::LedgerWrites,
+        posted: &mut notes::Posted,
+    ) -> Result<Applied> {
         let new_id = match &w.new {
-            Some(p) => Some(queries::insert_posting(&self.conn, p)?),
+            Some(p) => Some(queries::insert_posting(&self.conn, p, posted)?),
             None => None,
         };
         if let Some(id) = new_id {
@@ -923,7 +947,7 @@ impl Writer {
             }
         }
         for u in &w.updates {
-            payments::update_txn(&self.conn, u)?;
+            payments::update_txn(&self.conn, u, posted)?;
         }
         for r in &w.records {
             payments::update_held(&self.conn, r)?;
@@ -946,6 +970,9 @@ impl Writer {
                     (_, Some(id)) => id,
                     _ => return Err(Error::corrupt("a receipt without a transaction")),
                 };
+                // The receipt is read back with its legs, so they must be written first (their
+                // notifications are then kept as rows).
+                posted.write(&self.conn)?;
                 let transaction = queries::transaction(&self.conn, id)?
                     .ok_or_else(|| Error::corrupt("transaction vanished"))?;
                 Outcome::Receipt(Receipt {

@@ -287,7 +287,8 @@ async fn a_closed_store_reports_itself_unreachable() {
 }
 
 /// Commands run without a savepoint of their own; one that fails after it has written (here a
-/// trigger, added behind the library's back, refuses the notifications of one user) makes the
+/// trigger, added behind the library's back, refuses the entries of one user's wallet, which
+/// are written after the transaction's row) makes the
 /// writer roll its batch back and apply it again with savepoints. The failing transfers leave
 /// nothing behind, every other transfer of the same batches commits, and money is conserved.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -297,12 +298,12 @@ async fn a_command_that_fails_after_writing_fails_alone() {
     let store = SqliteStore::open(&path, Options::default()).unwrap();
     let ledger = Arc::new(common::ledger(store.clone()).await);
     let wallets = common::funded_wallets(&ledger, 8, "1000").await;
-    let victim = wallets[0].0.user;
+    let victim = wallets[0].1;
     {
         let other = rusqlite::Connection::open(&path).unwrap();
         other
             .execute_batch(&format!(
-                "CREATE TRIGGER boom BEFORE INSERT ON notifications WHEN NEW.user_id = {}
+                "CREATE TRIGGER boom BEFORE INSERT ON entries WHEN NEW.wallet_id = {}
                  BEGIN SELECT RAISE(ABORT, 'refused by a test trigger'); END",
                 victim.get()
             ))
