@@ -401,6 +401,15 @@ pub(crate) fn update_status(conn: &Connection, w: &WalletRecord) -> Result<()> {
     }
 }
 
+/// What [`insert_posting`] reports when its idempotency key is already taken: the writer then
+/// looks the key up and decides again (a replay or a conflict). Never reaches a caller.
+const KEY_TAKEN: &str = "idempotency key taken";
+
+/// Whether `e` is [`insert_posting`] finding its idempotency key taken.
+pub(crate) fn is_key_taken(e: &Error) -> bool {
+    matches!(e, Error::Internal { detail } if detail == KEY_TAKEN)
+}
+
 /// Inserts a transaction; its entries go to `posted`. Returns the transaction id.
 pub(crate) fn insert_posting(
     conn: &Connection,
@@ -427,7 +436,17 @@ pub(crate) fn insert_posting(
         p.created_at.as_micros(),
         p.completed_at.map(Timestamp::as_micros),
     ])
-    .map_err(map_sqlite)?;
+    .map_err(|e| match &e {
+        // The only unique key a new transaction's row can collide on (its id is assigned).
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE =>
+        {
+            Error::Internal {
+                detail: KEY_TAKEN.into(),
+            }
+        }
+        _ => map_sqlite(e),
+    })?;
     let id = txn_id(conn.last_insert_rowid())?;
     posted.add(id, p.completed_at, &p.legs);
     Ok(id)

@@ -178,6 +178,15 @@ fn applied(outcome: Outcome) -> Applied {
     (outcome, Vec::new(), Vec::new())
 }
 
+/// Whether a decision inserts a new transaction (its first write).
+fn creates_transaction(d: &Decision) -> bool {
+    match d {
+        Decision::Apply(Effects::Post(_)) => true,
+        Decision::Apply(Effects::Ledger(w)) => w.new.is_some(),
+        _ => false,
+    }
+}
+
 impl Writer {
     pub(crate) fn new(
         conn: Connection,
@@ -564,8 +573,45 @@ impl Writer {
             return self.apply_batch(command, ops, staged).map(|a| (a, None));
         }
         let needs = command.needs();
-        let state = self.load(command, &needs, staged)?;
-        let decision = decide(command, &state)?;
+        // A money movement's idempotency key is almost always new, and the unique index the
+        // new transaction's insert goes through answers that anyway: so look the key up only
+        // when the decision is anything but a new transaction, or that insert finds the key
+        // taken (a retry). Saves an index descent per transfer. Commands that leave an audit
+        // record write it before their effects, so they look the key up first, as before.
+        let optimistic = needs.idempotency.is_some() && command.audit().is_none();
+        let mut state = self.load(command, &needs, staged, !optimistic)?;
+        let mut decided = decide(command, &state);
+        if optimistic && !matches!(&decided, Ok(d) if creates_transaction(d)) {
+            state.existing = self.existing(&needs)?;
+            if state.existing.is_some() {
+                decided = decide(command, &state);
+            }
+        }
+        match self.apply_decision(command, decided?) {
+            Err(e) if optimistic && queries::is_key_taken(&e) => {
+                // Nothing was written: the transaction's insert is a command's first write.
+                state.existing = self.existing(&needs)?;
+                let decision = decide(command, &state)?;
+                self.apply_decision(command, decision)
+            }
+            other => other,
+        }
+    }
+
+    /// The transaction a command's actor made with its idempotency key, if any.
+    fn existing(&self, needs: &Needs) -> Result<Option<wallet_core::decide::Existing>> {
+        match &needs.idempotency {
+            Some((actor, key)) => queries::existing(&self.conn, *actor, key),
+            None => Ok(None),
+        }
+    }
+
+    /// Audits and persists a decision, and stores what it leaves for users and hosts.
+    fn apply_decision(
+        &mut self,
+        command: &Command,
+        decision: Decision,
+    ) -> Result<(Applied, Option<Error>)> {
         let outcome = match (&command.op, &decision) {
             (Op::Audit(record), _) => record.outcome,
             (_, Decision::Refuse(_, e)) => e.code(),
@@ -695,7 +741,14 @@ impl Writer {
         queries::debits_since_anchor(w, anchor)
     }
 
-    fn load(&mut self, command: &Command, needs: &Needs, staged: &Staged) -> Result<State> {
+    /// The state `command` needs; its idempotency record only if `look_up_key`.
+    fn load(
+        &mut self,
+        command: &Command,
+        needs: &Needs,
+        staged: &Staged,
+        look_up_key: bool,
+    ) -> Result<State> {
         let now = command.now;
         let mut state = State::default();
         if let Some(id) = needs.actor {
@@ -823,8 +876,8 @@ impl Writer {
         if let Some((user, key)) = &needs.link_key {
             state.link_existing = payments::link_by_key(&self.conn, *user, key)?;
         }
-        if let Some((actor, key)) = &needs.idempotency {
-            state.existing = queries::existing(&self.conn, *actor, key)?;
+        if look_up_key {
+            state.existing = self.existing(needs)?;
         }
         if let Some((owner, kind, code)) = needs.slot {
             state.slot = queries::slot(&self.conn, owner, kind, code)?;

@@ -157,3 +157,104 @@ async fn two_writers_on_one_file_never_double_spend() {
     );
     assert!(b.verify(&admin).await.unwrap().is_ok());
 }
+
+/// Many callers send the same request under one key at once, most of them landing in one
+/// group commit: the writer does not look a fresh key up before inserting its transaction,
+/// so here the insert itself must find the key taken, within the batch, and each caller must
+/// get the first receipt (or a conflict, for a request that differs), never a second transfer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_key_sent_at_once_moves_money_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("wallet.db"), Options::default()).unwrap();
+    let ledger = Arc::new(common::ledger(store).await);
+    let funded = common::funded_wallets(&ledger, 2, "100.00").await;
+    let ((alice, from), (_, to)) = (funded[0], funded[1]);
+    let mut tasks = Vec::new();
+    for i in 0..64usize {
+        let ledger = Arc::clone(&ledger);
+        // Every eighth caller asks for another amount under the same key.
+        let amount = if i % 8 == 7 { d("2.00") } else { d("1.00") };
+        tasks.push(tokio::spawn(async move {
+            let req = TransferRequest::new(from, to, amount, "the-one-key");
+            (i, ledger.transfer(&alice, req).await)
+        }));
+    }
+    let (mut fresh, mut replayed, mut conflicts) = (Vec::new(), 0, Vec::new());
+    for t in tasks {
+        let (i, result) = t.await.unwrap();
+        let asked = if i % 8 == 7 { d("2.00") } else { d("1.00") };
+        match result {
+            Ok(r) => {
+                // A receipt, first or replayed, is always for what this caller asked.
+                assert_eq!(r.transaction.amount.amount(), asked, "caller {i}");
+                replayed += usize::from(r.replayed);
+                fresh.push(r.transaction.id);
+            }
+            Err(e) => {
+                assert_eq!(e.code(), "idempotency_conflict", "caller {i}: {e:?}");
+                conflicts.push(asked);
+            }
+        }
+    }
+    fresh.sort_unstable();
+    fresh.dedup();
+    assert_eq!(fresh.len(), 1, "more than one transaction under one key");
+    let admin = Actor::new(UserId::new(9).unwrap(), wallet_core::Role::Admin);
+    let moved = ledger.wallet(&admin, to).await.unwrap().balance.amount() - d("100.00");
+    // Whichever request won, it moved money once; every other caller replayed it or, asking
+    // for another amount, was refused.
+    assert!(moved == d("1.00") || moved == d("2.00"), "moved {moved}");
+    assert!(conflicts.iter().all(|asked| *asked != moved));
+    assert_eq!(replayed + conflicts.len() + 1, 64);
+    assert!(ledger.verify(&admin).await.unwrap().is_ok());
+}
+
+/// Two stores on one file stand for two processes: notifications made through either keep
+/// ids that are unique and increase in commit order, so a user's list reads the same through
+/// both and misses none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_writers_on_one_file_share_notification_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wallet.db");
+    let a = common::ledger(SqliteStore::open(&path, Options::default()).unwrap()).await;
+    let b = common::ledger(SqliteStore::open(&path, Options::default()).unwrap()).await;
+    let alice = common::user(&a, 1).await;
+    let bob = common::user(&a, 2).await;
+    let open = |who: Actor| OpenWalletRequest::new(who.user, WalletKind::Personal, "USD");
+    let wa = a.open_wallet(&alice, open(alice)).await.unwrap();
+    let wb = a.open_wallet(&bob, open(bob)).await.unwrap();
+    a.deposit(&alice, DepositRequest::new(wa.id, d("100"), "fund"))
+        .await
+        .unwrap();
+    for i in 0..40 {
+        let (ledger, key) = if i % 3 == 0 { (&b, "b") } else { (&a, "a") };
+        ledger
+            .transfer(
+                &alice,
+                TransferRequest::new(wa.id, wb.id, d("1"), format!("{key}-{i}")),
+            )
+            .await
+            .unwrap();
+        if i % 7 == 0 {
+            // A notification kept as a row, from the other writer.
+            let other = if i % 3 == 0 { &a } else { &b };
+            other.logout_everywhere(&bob, bob.user).await.unwrap();
+        }
+    }
+    let through_a = a
+        .notifications(&bob, bob.user, false, None, 100)
+        .await
+        .unwrap();
+    let through_b = b
+        .notifications(&bob, bob.user, false, None, 100)
+        .await
+        .unwrap();
+    assert_eq!(through_a, through_b);
+    let items = through_a.items;
+    // 40 transfers received, 6 sign-outs, and the welcome.
+    assert_eq!(items.len(), 47);
+    assert!(items.windows(2).all(|p| p[0].id > p[1].id));
+    let received = items.iter().filter(|n| n.title == "Money received").count();
+    assert_eq!(received, 40);
+    assert_eq!(a.unread_count(&bob, bob.user).await.unwrap(), 47);
+}
