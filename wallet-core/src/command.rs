@@ -35,6 +35,11 @@ pub struct Command {
     pub config: Arc<Config>,
     /// What to do.
     pub op: Op,
+    /// The fingerprint of `op`'s request (money movements, refunds, payment links), worked out
+    /// by [`Command::new`] on the caller's task so that a store's single writer does not
+    /// spend its time hashing; `None`: the decision works it out itself. It must be `op`'s
+    /// (a command made for an operation of a batch carries `None`).
+    pub fingerprint: Option<Fingerprint>,
 }
 
 /// The operation of a command.
@@ -596,6 +601,39 @@ pub struct Needs {
 }
 
 impl Command {
+    /// A command, with its request's fingerprint worked out now (see
+    /// [`Command::fingerprint`]).
+    pub fn new(actor: Option<Actor>, now: Timestamp, config: Arc<Config>, op: Op) -> Self {
+        let fingerprint = match &op {
+            Op::Move(m) => Some(m.fingerprint()),
+            Op::Refund(r) => Some(r.fingerprint()),
+            Op::CreateLink(c) => Some(c.fingerprint()),
+            _ => None,
+        };
+        Command {
+            actor,
+            now,
+            config,
+            op,
+            fingerprint,
+        }
+    }
+
+    /// The fingerprint of this command's request, `compute`d unless it was worked out ahead.
+    pub(crate) fn fingerprint_or(&self, compute: impl FnOnce() -> Fingerprint) -> Fingerprint {
+        match self.fingerprint {
+            Some(f) => {
+                debug_assert_eq!(
+                    f,
+                    compute(),
+                    "a command carries another request's fingerprint"
+                );
+                f
+            }
+            None => compute(),
+        }
+    }
+
     /// What the store must load to decide this command.
     pub fn needs(&self) -> Needs {
         let actor = self.actor.map(|a| a.user);

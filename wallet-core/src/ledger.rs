@@ -210,12 +210,12 @@ impl<S: Store> Ledger<S> {
     }
 
     pub(crate) async fn execute(&self, actor: Option<&Actor>, op: Op) -> Result<Outcome> {
-        let command = Command {
-            actor: actor.copied(),
-            now: self.clock.now(),
-            config: Arc::clone(&self.config),
+        let command = Command::new(
+            actor.copied(),
+            self.clock.now(),
+            Arc::clone(&self.config),
             op,
-        };
+        );
         self.store.execute(command).await
     }
 

@@ -659,6 +659,7 @@ impl Writer {
         for op in ops {
             let sub = Command {
                 op: op.clone(),
+                fingerprint: None,
                 ..command.clone()
             };
             let ((outcome, wallets, users), refusal) = self.apply(&sub, &overlay)?;

@@ -252,6 +252,7 @@ mod tests {
             now: Timestamp::from_secs(10),
             config: Arc::new(Config::default()),
             op: Op::UpdateUser(UpdateUser { user, change }),
+            fingerprint: None,
         }
     }
 

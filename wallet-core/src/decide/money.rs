@@ -312,7 +312,7 @@ fn payee<'a>(state: &'a State, payer: &WalletState, wallet: WalletId) -> Result<
 }
 
 pub(super) fn decide_move(cmd: &Command, m: &Move, state: &State) -> Result<Decision> {
-    let fingerprint = m.fingerprint();
+    let fingerprint = cmd.fingerprint_or(|| m.fingerprint());
     if let Some(decision) = repeat(state, fingerprint) {
         return decision;
     }
@@ -754,7 +754,7 @@ pub(super) fn gateway(cmd: &Command, g: &GatewayCallback, state: &State) -> Resu
 }
 
 pub(super) fn refund(cmd: &Command, r: &Refund, state: &State) -> Result<Decision> {
-    let fingerprint = r.fingerprint();
+    let fingerprint = cmd.fingerprint_or(|| r.fingerprint());
     if let Some(decision) = repeat(state, fingerprint) {
         return decision;
     }

@@ -318,7 +318,7 @@ pub const LINK_TTL_MAX_MICROS: i64 = 90 * 24 * 3600 * 1_000_000;
 
 pub(super) fn create_link(cmd: &Command, c: &CreateLink, state: &State) -> Result<Decision> {
     let (actor, _) = acting(cmd, state)?;
-    let fingerprint = c.fingerprint();
+    let fingerprint = cmd.fingerprint_or(|| c.fingerprint());
     if let Some(existing) = &state.link_existing {
         return if existing.fingerprint == fingerprint {
             Ok(Decision::Done(Outcome::Link(existing.to_link())))
