@@ -1,8 +1,10 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+mod batch;
 mod error;
 mod events;
+mod group;
 mod payments;
 mod portable;
 mod queries;
@@ -52,6 +54,7 @@ pub const CONNECTIONS_MAX: u32 = 1024;
 const RECONNECTS: u32 = 3;
 /// Most times a command is run again after a deadlock or lock-wait timeout.
 pub const RETRIES_MAX: u32 = 64;
+pub use group::{BATCH_ATTEMPTS_MAX, BATCH_COMMANDS_MAX, BATCHES_IN_FLIGHT_MAX, QUEUE_MAX};
 
 /// How the connection to the server is protected.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -214,10 +217,12 @@ pub struct MySqlStore {
     inner: Arc<Inner>,
 }
 
-struct Inner {
-    pool: MySqlPool,
-    retries: u32,
-    writer: writer::Shared,
+pub(crate) struct Inner {
+    pub(crate) pool: MySqlPool,
+    pub(crate) retries: u32,
+    pub(crate) writer: writer::Shared,
+    /// Money commands waiting for a batch (see [`group`]).
+    pub(crate) queue: group::Queue,
     /// When a command of this process last committed, in microseconds (0: never).
     last_commit_micros: std::sync::atomic::AtomicI64,
     /// Kept alive as long as the store (see [`MySqlStore::with_guard`]).
@@ -283,6 +288,7 @@ impl MySqlStore {
                 pool,
                 retries: options.retries,
                 writer: writer::Shared::default(),
+                queue: group::Queue::new(options.max_connections),
                 last_commit_micros: std::sync::atomic::AtomicI64::new(0),
                 guard: None,
             }),
@@ -473,13 +479,7 @@ impl Store for MySqlStore {
     }
 
     async fn execute(&self, command: Command) -> Result<Outcome> {
-        let outcome = writer::execute(
-            &self.inner.pool,
-            &self.inner.writer,
-            self.inner.retries,
-            command,
-        )
-        .await;
+        let outcome = group::execute(&self.inner, command).await;
         if outcome.is_ok() {
             // Wall-clock time, as the SQLite store's: the command's own `now` is the host's
             // clock, which tests and simulations move at will.
