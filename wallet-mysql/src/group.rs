@@ -28,6 +28,7 @@
 //! - any other error: each command runs alone and gets its own answer.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::oneshot;
@@ -62,6 +63,9 @@ struct Job {
 pub(crate) struct Queue {
     waiting: Mutex<Waiting>,
     workers_max: usize,
+    /// Batches of two commands or more that committed, and the commands they answered.
+    batches: AtomicU64,
+    batched: AtomicU64,
 }
 
 #[derive(Default)]
@@ -76,7 +80,22 @@ impl Queue {
         Queue {
             waiting: Mutex::new(Waiting::default()),
             workers_max: BATCHES_IN_FLIGHT_MAX.min(usize::try_from(connections).unwrap_or(1)),
+            batches: AtomicU64::new(0),
+            batched: AtomicU64::new(0),
         }
+    }
+
+    /// Commands waiting for a worker.
+    pub(crate) fn waiting(&self) -> usize {
+        self.lock().jobs.len()
+    }
+
+    /// Batches of two commands or more that committed, and the commands they held.
+    pub(crate) fn committed(&self) -> (u64, u64) {
+        (
+            self.batches.load(Ordering::Relaxed),
+            self.batched.load(Ordering::Relaxed),
+        )
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Waiting> {
@@ -215,6 +234,9 @@ async fn run(inner: &Inner, jobs: Vec<Job>) {
     let mut left = Vec::new();
     match ended {
         Ended::Committed(done) => {
+            let held = u64::try_from(jobs.len()).unwrap_or(u64::MAX);
+            inner.queue.batches.fetch_add(1, Ordering::Relaxed);
+            inner.queue.batched.fetch_add(held, Ordering::Relaxed);
             for (job, answer) in jobs.into_iter().zip(done.answers.clone()) {
                 match done.outcome(answer) {
                     Some(outcome) => {

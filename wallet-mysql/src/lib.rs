@@ -310,6 +310,17 @@ impl MySqlStore {
         self.inner.pool.close().await;
     }
 
+    /// Money commands waiting for a batch now (see "Group commit" in the crate's docs).
+    pub fn queued(&self) -> usize {
+        self.inner.queue.waiting()
+    }
+
+    /// Group commits so far: batches of two commands or more that committed, and how many
+    /// commands they held in all.
+    pub fn group_commits(&self) -> (u64, u64) {
+        self.inner.queue.committed()
+    }
+
     /// The pool's state: open connections and how many of them are idle.
     pub fn pool_state(&self) -> (u32, usize) {
         (self.inner.pool.size(), self.inner.pool.num_idle())
