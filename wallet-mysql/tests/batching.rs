@@ -390,3 +390,107 @@ async fn a_batch_killed_in_its_commit_round_trip_stores_nothing_partial() {
     assert!(report.is_ok(), "{report:#?}");
     println!("KILL in a batch's COMMIT round trip: caller answers {answers:?}");
 }
+
+/// One transfer of a generated sequence: from and to (indexes of three wallets), cents, key.
+type Op = (usize, usize, i64, u8);
+
+/// What a caller saw, comparable across two sets of wallets: the error's code, or whether it
+/// was a replay, the amount, and the index of the first answer naming the same transaction.
+fn seen(answers: &[Answer]) -> Vec<Result<(bool, i64, usize), String>> {
+    answers
+        .iter()
+        .map(|a| match a {
+            Ok(r) => {
+                let first = answers
+                    .iter()
+                    .position(|b| {
+                        b.as_ref()
+                            .is_ok_and(|b| b.transaction.reference == r.transaction.reference)
+                    })
+                    .unwrap_or(usize::MAX);
+                Ok((r.replayed, r.transaction.amount.minor(), first))
+            }
+            Err(e) => Err(e.code().to_owned()),
+        })
+        .collect()
+}
+
+/// Property: a sequence of transfers among three wallets (repeated keys, reused keys, amounts
+/// beyond what is left, a wallet to itself) run as one batch gives every caller the answer
+/// the same sequence gives when each runs alone, one after the other, and leaves the same
+/// balances. Would fail if a batch decided any command against other state than the one the
+/// commands before it left.
+#[test]
+fn a_batch_answers_as_the_same_commands_alone() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (name, ledger, pair) = rt.block_on(async {
+        let name = common::fresh_database().await;
+        let store = MySqlStore::connect(&common::app_url(&name), common::test_options())
+            .await
+            .unwrap()
+            .with_guard(common::DropDatabase(name.clone()));
+        let ledger = Arc::new(ledger(store).await);
+        let pair = wallets(&ledger, 1, 2, "100.00").await;
+        (name, ledger, pair)
+    });
+    // Few amounts and keys, so that repeats and reused keys are common.
+    let amount = proptest::sample::select(vec![100i64, 700, 1_500, 2_500]);
+    let ops = proptest::collection::vec((0..3usize, 0..3usize, amount, 0..3u8), 2..=12);
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: 24,
+        ..ProptestConfig::default()
+    });
+    // Each case, shrinking steps included, gets wallets of its own.
+    let cases = std::sync::atomic::AtomicI64::new(0);
+    runner
+        .run(&ops, |ops: Vec<Op>| {
+            let case = cases.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            rt.block_on(async {
+                let batched = wallets(&ledger, 1_000 + 10 * case, 3, "20.00").await;
+                let alone = wallets(&ledger, 100_000 + 10 * case, 3, "20.00").await;
+                let requests = |w: &[(Actor, WalletId)]| -> Vec<(Actor, TransferRequest)> {
+                    ops.iter()
+                        .map(|(from, to, cents, key)| {
+                            let amount = wallet_core::Decimal::new(*cents, 2);
+                            let req = TransferRequest::new(
+                                w[*from].1,
+                                w[*to].1,
+                                amount,
+                                format!("k{key}"),
+                            );
+                            (w[*from].0, req)
+                        })
+                        .collect()
+                };
+                let plug = Plug::new(&ledger, &name, [pair[0], pair[1]], &format!("c{case}")).await;
+                let before = ledger.store().group_commits();
+                let sent = Plug::queue(&ledger, requests(&batched)).await;
+                plug.pull().await;
+                let mut in_batch = Vec::new();
+                for s in sent {
+                    in_batch.push(s.await.unwrap());
+                }
+                let after = ledger.store().group_commits();
+                prop_assert_eq!(after.0 - before.0, 1, "one batch");
+                let mut one_by_one = Vec::new();
+                for (who, req) in requests(&alone) {
+                    one_by_one.push(ledger.transfer(&who, req).await);
+                }
+                prop_assert_eq!(seen(&in_batch), seen(&one_by_one));
+                prop_assert_eq!(
+                    balances(&ledger, &batched).await,
+                    balances(&ledger, &alone).await
+                );
+                Ok(())
+            })
+        })
+        .unwrap();
+    rt.block_on(async {
+        let report = ledger.verify(&admin()).await.unwrap();
+        assert!(report.is_ok(), "{report:#?}");
+    });
+}
