@@ -131,29 +131,42 @@ pub(crate) async fn execute(inner: &Arc<Inner>, command: Command) -> Result<Outc
         needs,
         reply,
     };
-    // `Err`: the queue is full, the command runs alone; `Ok`: whether to start a worker.
-    let queued = {
+    let route = {
         let mut waiting = inner.queue.lock();
-        if waiting.jobs.len() >= QUEUE_MAX {
-            Err(job)
+        if waiting.jobs.is_empty() && waiting.workers < inner.queue.workers_max {
+            // Nothing to batch with: run alone, in the caller's task, taking a worker's place
+            // meanwhile so that commands arriving now wait for a batch.
+            waiting.workers += 1;
+            Route::Alone(job.command)
+        } else if waiting.jobs.len() >= QUEUE_MAX {
+            Route::Full(job.command)
         } else {
             waiting.jobs.push_back(job);
             let start = waiting.workers < inner.queue.workers_max;
             if start {
                 waiting.workers += 1;
             }
-            Ok(start)
+            Route::Queued { start }
         }
     };
-    let start = match queued {
-        Ok(start) => start,
-        Err(job) => return alone(inner, job.command).await,
-    };
-    if start {
-        runtime.spawn(work(Worker {
-            inner: Arc::clone(inner),
-            running: true,
-        }));
+    match route {
+        Route::Alone(command) => {
+            // Given back when this call ends or is cancelled; starts a worker for whatever
+            // queued meanwhile.
+            let _place = Worker {
+                inner: Arc::clone(inner),
+                running: true,
+            };
+            return alone(inner, command).await;
+        }
+        Route::Full(command) => return alone(inner, command).await,
+        Route::Queued { start: true } => {
+            runtime.spawn(work(Worker {
+                inner: Arc::clone(inner),
+                running: true,
+            }));
+        }
+        Route::Queued { start: false } => {}
     }
     // The sender is dropped unanswered only if the worker stopped mid-batch (its runtime shut
     // down): the command may or may not have committed.
@@ -162,6 +175,16 @@ pub(crate) async fn execute(inner: &Arc<Inner>, command: Command) -> Result<Outc
             detail: "the command's outcome is unknown: its batch was stopped".into(),
         })
     })
+}
+
+/// Where a command goes.
+enum Route {
+    /// The queue is empty and a worker's place free: it runs at once, in the caller's task.
+    Alone(Command),
+    /// The queue is full: it runs alone.
+    Full(Command),
+    /// Queued, and whether a worker must be started for it.
+    Queued { start: bool },
 }
 
 /// The one-command path (`writer::execute`), with its retries.
