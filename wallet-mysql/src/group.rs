@@ -1,13 +1,15 @@
 //! Group commit: money commands that wait together run together, in one transaction.
 //!
 //! A command that names all its accounts and ends in a completed posting (a transfer without
-//! a fee rule, at once: [`batchable`]) is put on the store's queue instead of running alone.
-//! A worker task takes everything waiting (at most [`BATCH_COMMANDS_MAX`]) and runs it as one
-//! batch ([`crate::batch`]): one transaction, two round trips, one commit whose fsync and
+//! a fee rule, at once: [`batchable`]) may join a batch. If nothing is queued and fewer than
+//! [`BATCHES_IN_FLIGHT_MAX`] places are taken, it takes a place and runs alone, in its caller's
+//! task, exactly as before (a lone caller pays nothing for batching). Otherwise it is queued,
+//! and a worker task takes everything waiting (at most [`BATCH_COMMANDS_MAX`]) and runs it as
+//! one batch ([`crate::batch`]): one transaction, two round trips, one commit whose fsync and
 //! per-statement parsing the whole batch shares. Nobody waits to fill a batch: a worker takes
-//! what is queued when it is free, so a caller alone runs alone, as before. At most
-//! [`BATCHES_IN_FLIGHT_MAX`] workers run at once per store; each exits when the queue is empty,
-//! and the next command queued starts one again.
+//! what is queued when it is free. At most [`BATCHES_IN_FLIGHT_MAX`] places (workers and
+//! commands running alone) are taken at once per store; a worker exits when the queue is
+//! empty, and whoever gives a place back while commands wait starts a worker for them.
 //!
 //! Callers are answered only after their batch committed (or failed). The workers are tasks of
 //! their own, so a caller whose future is dropped (a timeout) leaves its command to finish and

@@ -608,13 +608,16 @@ impl RowHeads {
     }
 }
 
+/// How a column of [`RowHeads`] is read from it.
+type HeadColumn = fn(&RowHeads) -> i64;
+
 /// Appends one update that sets every column of [`RowHeads`] of each wallet of `heads` to the
 /// given values; nothing if there are none.
 fn push_heads(script: &mut Script, heads: &[(WalletId, RowHeads)]) -> Result<()> {
     if heads.is_empty() {
         return Ok(());
     }
-    const COLUMNS: [(&str, fn(&RowHeads) -> i64); 8] = [
+    const COLUMNS: [(&str, HeadColumn); 8] = [
         ("head_seq", |h| h.seq),
         ("head_balance", |h| h.balance),
         ("head_debits", |h| h.debits),

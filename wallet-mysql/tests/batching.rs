@@ -17,38 +17,11 @@ use proptest::prelude::*;
 use sqlx::{Connection, Executor, MySqlConnection};
 use tokio::task::JoinHandle;
 use wallet_core::testkit::d;
-use wallet_core::testkit::storage::{ledger, user};
-use wallet_core::{
-    Actor, DepositRequest, Ledger, OpenWalletRequest, Receipt, TransferRequest, UserId, WalletId,
-    WalletKind,
-};
+use wallet_core::testkit::storage::{funded_wallets_from as wallets, ledger};
+use wallet_core::{Actor, Ledger, Receipt, TransferRequest, UserId, WalletId};
 use wallet_mysql::MySqlStore;
 
 type Answer = wallet_core::Result<Receipt>;
-
-/// Users `first..first + n`, each with a USD wallet funded with `amount`.
-async fn wallets(
-    ledger: &Ledger<MySqlStore>,
-    first: i64,
-    n: i64,
-    amount: &str,
-) -> Vec<(Actor, WalletId)> {
-    let mut out = Vec::new();
-    for i in first..first + n {
-        let who = user(ledger, i).await;
-        let open = OpenWalletRequest::new(who.user, WalletKind::Personal, "USD");
-        let id = ledger.open_wallet(&who, open).await.unwrap().id;
-        ledger
-            .deposit(
-                &who,
-                DepositRequest::new(id, d(amount), format!("fund-{i}")),
-            )
-            .await
-            .unwrap();
-        out.push((who, id));
-    }
-    out
-}
 
 /// Waits until `store` has exactly `n` commands queued.
 async fn until_queued(store: &MySqlStore, n: usize) {
@@ -176,11 +149,7 @@ fn admin() -> Actor {
 /// refusal touched the others, or if keys repeated within a batch executed twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_decides_in_order_against_its_own_effects() {
-    let name = common::fresh_database().await;
-    let store = MySqlStore::connect(&common::app_url(&name), common::test_options())
-        .await
-        .unwrap()
-        .with_guard(common::DropDatabase(name.clone()));
+    let (name, store) = common::named_store(common::test_options()).await;
     let ledger = Arc::new(ledger(store).await);
     let w = wallets(&ledger, 1, 4, "100.00").await;
     let pair = wallets(&ledger, 101, 2, "1.00").await;
@@ -258,11 +227,6 @@ async fn a_batch_decides_in_order_against_its_own_effects() {
     assert_eq!(report.transactions, 6 + 2 + 4);
 }
 
-/// A count on a database, read as the administrator.
-async fn count(conn: &mut MySqlConnection, sql: &str) -> i64 {
-    sqlx::query_scalar(sql).fetch_one(conn).await.unwrap()
-}
-
 /// A batch whose connection is killed in the round trip that carries its COMMIT, after it has
 /// written rows: each caller whose posting it carried gets the documented ambiguous error, a
 /// refusal and a repeated key run again alone and get their own answers, nothing of the batch
@@ -275,11 +239,7 @@ async fn count(conn: &mut MySqlConnection, sql: &str) -> i64 {
 /// posting whose fate is unknown were answered as a success.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_killed_in_its_commit_round_trip_stores_nothing_partial() {
-    let name = common::fresh_database().await;
-    let store = MySqlStore::connect(&common::app_url(&name), common::test_options())
-        .await
-        .unwrap()
-        .with_guard(common::DropDatabase(name.clone()));
+    let (name, store) = common::named_store(common::test_options()).await;
     let ledger = Arc::new(ledger(store).await);
     let w = wallets(&ledger, 1, 3, "100.00").await;
     let pair = wallets(&ledger, 101, 2, "1.00").await;
@@ -287,30 +247,9 @@ async fn a_batch_killed_in_its_commit_round_trip_stores_nothing_partial() {
     let mut db = MySqlConnection::connect(&common::admin_db_url(&name))
         .await
         .unwrap();
-    let tables = [
-        "transactions",
-        "entries",
-        "notifications",
-        "events",
-        "audit_log",
-    ];
-    let mut rows_before = Vec::new();
-    for t in tables {
-        rows_before.push(count(&mut db, &format!("SELECT count(*) FROM {t}")).await);
-    }
-    let mut blocker = MySqlConnection::connect(&common::admin_db_url(&name))
-        .await
-        .unwrap();
-    blocker
-        .execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        .await
-        .unwrap();
-    blocker.execute("BEGIN").await.unwrap();
-    sqlx::query("SELECT id FROM notifications WHERE user_id = ? FOR UPDATE")
-        .bind(bob.0.user.get())
-        .fetch_all(&mut blocker)
-        .await
-        .unwrap();
+    let tables = common::WRITTEN;
+    let rows_before = common::row_counts(&mut db, &tables).await;
+    let mut blocker = common::notification_blocker(&name, bob.0.user.get()).await;
 
     let plug = Plug::new(&ledger, &name, [pair[0], pair[1]], "2").await;
     let t = |from: (Actor, WalletId), amount: &str, key: &str| {
@@ -360,15 +299,15 @@ async fn a_batch_killed_in_its_commit_round_trip_stores_nothing_partial() {
         vec![9_000, 10_000, 11_000],
         "only the repeat moved money"
     );
+    // Transactions, entries, notifications, events, audit records: the plugs' and the
+    // repeat's only.
     let plugs_and_repeat = [2 + 1, 2 * 2 + 2, 2 * 2 + 2, 2 + 1, 0];
-    for ((t, n), extra) in tables.iter().zip(&rows_before).zip(plugs_and_repeat) {
-        let now = count(&mut db, &format!("SELECT count(*) FROM {t}")).await;
-        assert_eq!(
-            now,
-            n + extra,
-            "rows in {t}: the plugs' and the repeat's only"
-        );
-    }
+    let expected: Vec<i64> = rows_before
+        .iter()
+        .zip(plugs_and_repeat)
+        .map(|(n, extra)| n + extra)
+        .collect();
+    assert_eq!(common::row_counts(&mut db, &tables).await, expected);
     let report = ledger.verify(&admin()).await.unwrap();
     assert!(report.is_ok(), "{report:#?}");
 
@@ -428,11 +367,7 @@ fn a_batch_answers_as_the_same_commands_alone() {
         .build()
         .unwrap();
     let (name, ledger, pair) = rt.block_on(async {
-        let name = common::fresh_database().await;
-        let store = MySqlStore::connect(&common::app_url(&name), common::test_options())
-            .await
-            .unwrap()
-            .with_guard(common::DropDatabase(name.clone()));
+        let (name, store) = common::named_store(common::test_options()).await;
         let ledger = Arc::new(ledger(store).await);
         let pair = wallets(&ledger, 1, 2, "100.00").await;
         (name, ledger, pair)

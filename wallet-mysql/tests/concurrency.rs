@@ -138,11 +138,7 @@ async fn hot_wallets_never_deadlock_a_caller() {
 /// another process changed after it read them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_processes_batching_on_one_hot_set_conserve_money() {
-    let name = common::fresh_database().await;
-    let a_store = MySqlStore::connect(&common::app_url(&name), common::test_options())
-        .await
-        .unwrap()
-        .with_guard(common::DropDatabase(name.clone()));
+    let (name, a_store) = common::named_store(common::test_options()).await;
     let b_store = MySqlStore::connect(&common::app_url(&name), common::test_options())
         .await
         .unwrap();
@@ -377,11 +373,6 @@ async fn killed_connections_leave_nothing_partial() {
     check(&ledger, &funded, &acked, 10_000).await;
 }
 
-/// A count on the store's database, read as the administrator.
-async fn count(conn: &mut sqlx::MySqlConnection, sql: &str) -> i64 {
-    sqlx::query_scalar(sql).fetch_one(conn).await.unwrap()
-}
-
 /// A KILL that lands, every time, inside a transfer's transaction after it has written rows.
 ///
 /// Another session at REPEATABLE READ locks the receiver's notifications with `SELECT … FOR
@@ -393,11 +384,7 @@ async fn count(conn: &mut sqlx::MySqlConnection, sql: &str) -> i64 {
 /// ledger verifies.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_after_rows_are_written_stores_nothing_and_the_retry_runs_once() {
-    let name = common::fresh_database().await;
-    let store = MySqlStore::connect(&common::app_url(&name), common::test_options())
-        .await
-        .unwrap()
-        .with_guard(common::DropDatabase(name.clone()));
+    let (name, store) = common::named_store(common::test_options()).await;
     let ledger = Arc::new(ledger(store).await);
     let funded = funded_wallets(&ledger, 2, "100.00").await;
     let ((alice, from), (bob, to)) = (funded[0], funded[1]);
@@ -406,17 +393,8 @@ async fn kill_after_rows_are_written_stores_nothing_and_the_retry_runs_once() {
         .await
         .unwrap();
     // Everything a transfer writes, before it.
-    let tables = [
-        "transactions",
-        "entries",
-        "notifications",
-        "events",
-        "audit_log",
-    ];
-    let mut before = Vec::new();
-    for t in tables {
-        before.push(count(&mut db, &format!("SELECT count(*) FROM {t}")).await);
-    }
+    let tables = common::WRITTEN;
+    let before = common::row_counts(&mut db, &tables).await;
     let balances = |ledger: Arc<Ledger<MySqlStore>>| async move {
         let a = ledger.wallet(&admin, from).await.unwrap().balance.amount();
         let b = ledger.wallet(&admin, to).await.unwrap().balance.amount();
@@ -424,21 +402,7 @@ async fn kill_after_rows_are_written_stores_nothing_and_the_retry_runs_once() {
     };
     assert_eq!(balances(Arc::clone(&ledger)).await, (d("100"), d("100")));
 
-    let mut blocker = sqlx::MySqlConnection::connect(&common::admin_db_url(&name))
-        .await
-        .unwrap();
-    blocker
-        .execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        .await
-        .unwrap();
-    blocker.execute("BEGIN").await.unwrap();
-    let locked: Vec<i64> =
-        sqlx::query_scalar("SELECT id FROM notifications WHERE user_id = ? FOR UPDATE")
-            .bind(bob.user.get())
-            .fetch_all(&mut blocker)
-            .await
-            .unwrap();
-    assert!(!locked.is_empty(), "bob has notifications to lock");
+    let mut blocker = common::notification_blocker(&name, bob.user.get()).await;
 
     let req = TransferRequest::new(from, to, d("7.00"), "killed-mid-write");
     let transfer = {
@@ -485,10 +449,11 @@ async fn kill_after_rows_are_written_stores_nothing_and_the_retry_runs_once() {
     blocker.execute("ROLLBACK").await.unwrap();
 
     // Nothing of it is stored.
-    for (t, n) in tables.iter().zip(&before) {
-        let now = count(&mut db, &format!("SELECT count(*) FROM {t}")).await;
-        assert_eq!(now, *n, "rows in {t} after the kill");
-    }
+    assert_eq!(
+        common::row_counts(&mut db, &tables).await,
+        before,
+        "rows in {tables:?} after the kill"
+    );
     assert_eq!(balances(Arc::clone(&ledger)).await, (d("100"), d("100")));
     assert!(ledger.verify(&admin).await.unwrap().is_ok());
 
