@@ -429,3 +429,57 @@ fn a_batch_answers_as_the_same_commands_alone() {
         assert!(report.is_ok(), "{report:#?}");
     });
 }
+
+/// Limits count the debits of the commands before in the same batch, and the heads and
+/// window anchors a batch writes give the right spend to the commands after it. Would fail if
+/// a batch checked each transfer against the spend before the batch, or wrote anchors that
+/// forget its own debits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_count_the_debits_of_the_batch() {
+    let (name, store) = common::named_store(common::test_options()).await;
+    let ledger = Arc::new(ledger(store).await);
+    let w = wallets(&ledger, 1, 2, "500.00").await;
+    let pair = wallets(&ledger, 101, 2, "1.00").await;
+    let (a, b) = (w[0], w[1]);
+    ledger
+        .set_limits(&a.0, a.1, Some((d("50"), d("80"), d("300"))))
+        .await
+        .unwrap();
+    let t = |amount: &str, key: &str| (a.0, TransferRequest::new(a.1, b.1, d(amount), key));
+    let plug = Plug::new(&ledger, &name, [pair[0], pair[1]], "3").await;
+    let sent = Plug::queue(
+        &ledger,
+        vec![
+            t("30", "l1"),
+            t("30", "l2"),
+            // 90 today: over the daily limit.
+            t("30", "l3"),
+            // Over the limit per transaction.
+            t("60", "l4"),
+            t("20", "l5"),
+        ],
+    )
+    .await;
+    plug.pull().await;
+    let mut codes = Vec::new();
+    for s in sent {
+        codes.push(match s.await.unwrap() {
+            Ok(_) => "ok".to_owned(),
+            Err(e) => e.code().to_owned(),
+        });
+    }
+    assert_eq!(
+        codes,
+        ["ok", "ok", "limit_exceeded", "limit_exceeded", "ok"],
+        "in order, each against the debits before it"
+    );
+    // 80 spent today: the next cent is over the daily limit, alone too.
+    let after = ledger
+        .transfer(&a.0, TransferRequest::new(a.1, b.1, d("0.01"), "l6"))
+        .await
+        .unwrap_err();
+    assert_eq!(after.code(), "limit_exceeded");
+    assert_eq!(balances(&ledger, &w).await, vec![42_000, 58_000]);
+    let report = ledger.verify(&admin()).await.unwrap();
+    assert!(report.is_ok(), "{report:#?}");
+}
