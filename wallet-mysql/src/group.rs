@@ -9,7 +9,8 @@
 //! per-statement parsing the whole batch shares. Nobody waits to fill a batch: a worker takes
 //! what is queued when it is free. At most [`BATCHES_IN_FLIGHT_MAX`] places (workers and
 //! commands running alone) are taken at once per store; a worker exits when the queue is
-//! empty, and whoever gives a place back while commands wait starts a worker for them.
+//! empty, a command running alone that ends while commands wait starts a worker for them, and
+//! a command queued while a place is free starts one.
 //!
 //! Callers are answered only after their batch committed (or failed). The workers are tasks of
 //! their own, so a caller whose future is dropped (a timeout) leaves its command to finish and
@@ -158,6 +159,7 @@ pub(crate) async fn execute(inner: &Arc<Inner>, command: Command) -> Result<Outc
             let _place = Worker {
                 inner: Arc::clone(inner),
                 running: true,
+                hands_over: true,
             };
             return alone(inner, command).await;
         }
@@ -166,6 +168,7 @@ pub(crate) async fn execute(inner: &Arc<Inner>, command: Command) -> Result<Outc
             runtime.spawn(work(Worker {
                 inner: Arc::clone(inner),
                 running: true,
+                hands_over: false,
             }));
         }
         Route::Queued { start: false } => {}
@@ -194,11 +197,16 @@ async fn alone(inner: &Inner, command: Command) -> Result<Outcome> {
     writer::execute(&inner.pool, &inner.writer, inner.retries, command).await
 }
 
-/// A running worker's place among the store's workers: given back when it exits, even by a
-/// panic or its runtime's shutdown, so later commands start another.
+/// A place among the store's workers, taken by a worker task or by a command running alone:
+/// given back when it ends, even by a panic, a cancelled caller or its runtime's shutdown.
 struct Worker {
     inner: Arc<Inner>,
     running: bool,
+    /// Whether commands queued while it ran rely on it to start a worker when it ends: a
+    /// command running alone (they queued because its place was taken, and started none).
+    /// A worker task never does, so a task dropped unstarted (a runtime shutting down drops
+    /// what is spawned on it at once) cannot start another one from its drop, and so on.
+    hands_over: bool,
 }
 
 impl Drop for Worker {
@@ -208,14 +216,15 @@ impl Drop for Worker {
         }
         let mut waiting = self.inner.queue.lock();
         waiting.workers = waiting.workers.saturating_sub(1);
-        // Commands left waiting by a worker that stopped get another, if a runtime is there.
-        if !waiting.jobs.is_empty()
+        if self.hands_over
+            && !waiting.jobs.is_empty()
             && let Ok(runtime) = tokio::runtime::Handle::try_current()
         {
             waiting.workers += 1;
             runtime.spawn(work(Worker {
                 inner: Arc::clone(&self.inner),
                 running: true,
+                hands_over: false,
             }));
         }
     }
