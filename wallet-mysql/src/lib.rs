@@ -1,8 +1,10 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+mod batch;
 mod error;
 mod events;
+mod group;
 mod payments;
 mod portable;
 mod queries;
@@ -52,6 +54,7 @@ pub const CONNECTIONS_MAX: u32 = 1024;
 const RECONNECTS: u32 = 3;
 /// Most times a command is run again after a deadlock or lock-wait timeout.
 pub const RETRIES_MAX: u32 = 64;
+pub use group::{BATCH_ATTEMPTS_MAX, BATCH_COMMANDS_MAX, BATCHES_IN_FLIGHT_MAX, QUEUE_MAX};
 
 /// How the connection to the server is protected.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -214,10 +217,12 @@ pub struct MySqlStore {
     inner: Arc<Inner>,
 }
 
-struct Inner {
-    pool: MySqlPool,
-    retries: u32,
-    writer: writer::Shared,
+pub(crate) struct Inner {
+    pub(crate) pool: MySqlPool,
+    pub(crate) retries: u32,
+    pub(crate) writer: writer::Shared,
+    /// Money commands waiting for a batch (see [`group`]).
+    pub(crate) queue: group::Queue,
     /// When a command of this process last committed, in microseconds (0: never).
     last_commit_micros: std::sync::atomic::AtomicI64,
     /// Kept alive as long as the store (see [`MySqlStore::with_guard`]).
@@ -283,6 +288,7 @@ impl MySqlStore {
                 pool,
                 retries: options.retries,
                 writer: writer::Shared::default(),
+                queue: group::Queue::new(options.max_connections),
                 last_commit_micros: std::sync::atomic::AtomicI64::new(0),
                 guard: None,
             }),
@@ -302,6 +308,17 @@ impl MySqlStore {
     /// Closes every connection; calls afterwards fail with [`Error::Closed`].
     pub async fn close(&self) {
         self.inner.pool.close().await;
+    }
+
+    /// Money commands waiting for a batch now (see "Group commit" in the crate's docs).
+    pub fn queued(&self) -> usize {
+        self.inner.queue.waiting()
+    }
+
+    /// Group commits so far: batches of two commands or more that committed, and how many
+    /// commands they held in all.
+    pub fn group_commits(&self) -> (u64, u64) {
+        self.inner.queue.committed()
     }
 
     /// The pool's state: open connections and how many of them are idle.
@@ -473,13 +490,7 @@ impl Store for MySqlStore {
     }
 
     async fn execute(&self, command: Command) -> Result<Outcome> {
-        let outcome = writer::execute(
-            &self.inner.pool,
-            &self.inner.writer,
-            self.inner.retries,
-            command,
-        )
-        .await;
+        let outcome = group::execute(&self.inner, command).await;
         if outcome.is_ok() {
             // Wall-clock time, as the SQLite store's: the command's own `now` is the host's
             // clock, which tests and simulations move at will.

@@ -422,6 +422,15 @@ pub(crate) fn by_reference_only(notifications: &[NewNotification], events: &[New
         && events.iter().all(|e| e.compact().is_some())
 }
 
+/// `SELECT id FROM transactions` of the one `by` submitted under `key`, as an expression: how a
+/// statement names a transaction its own script inserted before it.
+pub(crate) fn txn_by_key(by: UserId, key: &IdempotencyKey) -> Result<String> {
+    Script::expression(
+        "SELECT id FROM transactions WHERE initiated_by = ? AND idempotency_key = ?",
+        &[Lit::Int(by.get()), Lit::Latin1(key.as_str())],
+    )
+}
+
 /// Appends the inserts of notifications and events, each kind in one statement. With `new`,
 /// the statement before them inserted that transaction's entries (see
 /// [`queries::push_posting`]), and references to its placeholder name it by SQL.
@@ -435,10 +444,7 @@ pub(crate) fn push_trail(
     // Until a statement of the trail generates an id, LAST_INSERT_ID() is the new
     // transaction's; afterwards its unique key finds it.
     let found = match new {
-        Some(n) => Script::expression(
-            "SELECT id FROM transactions WHERE initiated_by = ? AND idempotency_key = ?",
-            &[Lit::Int(n.by.get()), Lit::Latin1(n.key.as_str())],
-        )?,
+        Some(n) => txn_by_key(n.by, n.key)?,
         None => String::new(),
     };
     let txn_ref = |txn: TransactionId, last_insert_is_new: bool| match new {
@@ -446,18 +452,37 @@ pub(crate) fn push_trail(
         Some(n) if n.placeholder == txn => Lit::Built(&found),
         _ => Lit::Int(txn.get()),
     };
+    push_trails(script, &[(at, notifications, events)], &txn_ref)
+}
+
+/// The notifications and events of one command, and when it ran.
+pub(crate) type TrailRows<'t> = (Timestamp, &'t [NewNotification], &'t [NewEvent]);
+
+/// Appends the inserts of the notifications and events of `trails`, each kind in one
+/// statement. `txn_ref` gives the literal naming a transaction a row refers to, told whether
+/// `LAST_INSERT_ID()` is still the id that the statement before the trail generated (true
+/// until a statement of the trail generates one).
+pub(crate) fn push_trails<'a>(
+    script: &mut Script,
+    trails: &[TrailRows<'_>],
+    txn_ref: &dyn Fn(TransactionId, bool) -> Lit<'a>,
+) -> Result<()> {
+    let notifications = trails
+        .iter()
+        .flat_map(|(at, n, _)| n.iter().map(move |n| (*at, n)));
+    let count = notifications.clone().count();
     // Money movements' notifications and events are stored by reference, as in SQLite (see
     // `wallet_core::notify::TxnNote`): their text columns stay null.
-    if !notifications.is_empty() {
+    if count > 0 {
         let sql = values_sql(
             "INSERT INTO notifications
                  (user_id, kind, priority, title, message, `read`, created_at, txn_id, txn_state)
              VALUES ",
             "(?, ?, ?, ?, ?, 0, ?, ?, ?)",
-            notifications.len(),
+            count,
         );
-        let mut args = Vec::with_capacity(notifications.len() * 8);
-        for n in notifications {
+        let mut args = Vec::with_capacity(count * 8);
+        for (at, n) in notifications {
             let (title, message, txn, state) = match &n.body {
                 NoteBody::Text { title, message } => (
                     Lit::Text(title),
@@ -485,29 +510,30 @@ pub(crate) fn push_trail(
         }
         script.push(&sql, &args)?;
     }
-    if !events.is_empty() {
+    // Each event as the reference it is stored as, or its text (rendered only then).
+    let rows: Vec<_> = trails
+        .iter()
+        .flat_map(|(at, _, events)| events.iter().map(move |e| (*at, e)))
+        .map(|(at, e)| match e.compact() {
+            Some(reference) => (at, Either::Left(reference)),
+            None => (at, Either::Right((e.kind(), e.subject(), e.payload()))),
+        })
+        .collect();
+    if !rows.is_empty() {
         let sql = values_sql(
             "INSERT INTO events (at, kind, subject, payload, txn_id, txn_status) VALUES ",
             "(?, ?, ?, ?, ?, ?)",
-            events.len(),
+            rows.len(),
         );
-        // Each event as the reference it is stored as, or its text (rendered only then).
-        let rows: Vec<_> = events
-            .iter()
-            .map(|e| match e.compact() {
-                Some(reference) => Either::Left(reference),
-                None => Either::Right((e.kind(), e.subject(), e.payload())),
-            })
-            .collect();
-        let mut args = Vec::with_capacity(events.len() * 6);
-        for row in &rows {
+        let mut args = Vec::with_capacity(rows.len() * 6);
+        for (at, row) in &rows {
             args.push(Lit::Int(at.as_micros()));
             match row {
                 Either::Left((txn, status)) => args.extend([
                     Lit::OptText(None),
                     Lit::OptText(None),
                     Lit::OptText(None),
-                    txn_ref(*txn, notifications.is_empty()),
+                    txn_ref(*txn, count == 0),
                     Lit::Int(status.to_db()),
                 ]),
                 Either::Right((kind, subject, payload)) => args.extend([

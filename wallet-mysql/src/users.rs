@@ -86,7 +86,15 @@ pub(crate) async fn user(conn: &mut MySqlConnection, id: UserId) -> Result<Optio
     one_user(conn, USER_BY_ID, id.get()).await
 }
 
-/// The user of a row read by [`USER_BY_ID`], if any.
+/// `n` users by id (`?` for each), in no particular order.
+pub(crate) fn users_sql(n: usize) -> String {
+    format!(
+        concat!(user_select!(), " WHERE id IN ({})"),
+        crate::queries::placeholders(n)
+    )
+}
+
+/// The user of a row read by [`USER_BY_ID`] or [`users_sql`], if any.
 pub(crate) fn user_of(row: Option<&MySqlRow>) -> Result<Option<UserRecord>> {
     row.map(|row| stored::user_record(UserCols::from_row(row).map_err(map_sqlx)?))
         .transpose()

@@ -49,7 +49,7 @@ use crate::script::{Lit, Script};
 use crate::{Unfinished, payments, queries, users};
 
 /// How the detail of a lost connection starts when the command had not begun.
-const NOT_STARTED: &str = "connection lost before the command began";
+pub(crate) const NOT_STARTED: &str = "connection lost before the command began";
 /// Most entries of the anchor cache.
 const ANCHORS_MAX: usize = 100_000;
 /// Most load rounds for one command (each round locks accounts the previous one found).
@@ -109,7 +109,7 @@ pub(crate) async fn execute(
 
 /// Whether running the command again may succeed: the server rolled it back for contention,
 /// or it lost a race for a unique key.
-fn retriable(e: &Error) -> bool {
+pub(crate) fn retriable(e: &Error) -> bool {
     match e {
         Error::StorageBusy => true,
         Error::Internal { detail } => detail.starts_with(DUPLICATE_DETAIL),
@@ -118,7 +118,7 @@ fn retriable(e: &Error) -> bool {
 }
 
 /// Exponential backoff with full jitter: uniform in `[min, min * 2^attempt]`, capped.
-fn backoff(attempt: u32) -> Duration {
+pub(crate) fn backoff(attempt: u32) -> Duration {
     let cap = BACKOFF_MIN
         .saturating_mul(1u32 << attempt.min(16))
         .min(BACKOFF_MAX);
@@ -129,7 +129,7 @@ fn backoff(attempt: u32) -> Duration {
 
 /// A lost connection reported as the command not having begun: nothing it sent can have
 /// committed, since the `COMMIT` was not sent yet.
-fn not_started(e: Error) -> Error {
+pub(crate) fn not_started(e: Error) -> Error {
     if crate::error::is_lost(&e) {
         Error::Storage {
             detail: format!("{NOT_STARTED}: {e}"),
@@ -381,7 +381,7 @@ async fn apply(
 /// What a command needs, if it is a command whose accounts are all named by the command itself
 /// (a transfer, say): then its `BEGIN`, its locks and all its reads go to the server in one
 /// round trip (see [`gather`]). `None` for any other command.
-fn one_round_needs(command: &Command) -> Option<Needs> {
+pub(crate) fn one_round_needs(command: &Command) -> Option<Needs> {
     if matches!(command.op, Op::Batch(_)) {
         return None;
     }
@@ -504,7 +504,11 @@ async fn gather(
 }
 
 /// The exponent of a currency (cached: it never changes once recorded).
-async fn exponent(conn: &mut MySqlConnection, shared: &Shared, code: &str) -> Result<i64> {
+pub(crate) async fn exponent(
+    conn: &mut MySqlConnection,
+    shared: &Shared,
+    code: &str,
+) -> Result<i64> {
     let code = CurrencyCode::new(code).map_err(wallet_core::stored::corrupt("currency code"))?;
     if let Some(e) = lock_map(&shared.exponents).get(&code) {
         return Ok(*e);
@@ -517,7 +521,7 @@ async fn exponent(conn: &mut MySqlConnection, shared: &Shared, code: &str) -> Re
 }
 
 /// The first row as a tuple, if any.
-fn first_as<T>(rows: &[MySqlRow]) -> Result<Option<T>>
+pub(crate) fn first_as<T>(rows: &[MySqlRow]) -> Result<Option<T>>
 where
     T: for<'r> sqlx::FromRow<'r, MySqlRow>,
 {
@@ -527,7 +531,7 @@ where
 }
 
 /// `found` in the order `ids` names them, `None` for each missing one.
-fn in_order(ids: &[WalletId], found: &[WalletState]) -> Vec<Option<WalletState>> {
+pub(crate) fn in_order(ids: &[WalletId], found: &[WalletState]) -> Vec<Option<WalletState>> {
     ids.iter()
         .map(|id| found.iter().find(|w| w.record.id == *id).cloned())
         .collect()
@@ -607,7 +611,7 @@ async fn conclude(conn: &mut MySqlConnection, command: &Command, state: &State) 
 }
 
 /// The new posting of ledger writes that consist of it alone, completed, and show it.
-fn completed_posting(w: &LedgerWrites) -> Option<&Posting> {
+pub(crate) fn completed_posting(w: &LedgerWrites) -> Option<&Posting> {
     let alone = w.new_pending.is_none()
         && w.new_order.is_none()
         && w.link_paid.is_none()
@@ -637,7 +641,7 @@ async fn system_id(
     Ok(id)
 }
 
-fn lock_map<K, V>(m: &Mutex<HashMap<K, V>>) -> std::sync::MutexGuard<'_, HashMap<K, V>> {
+pub(crate) fn lock_map<K, V>(m: &Mutex<HashMap<K, V>>) -> std::sync::MutexGuard<'_, HashMap<K, V>> {
     // A panic while holding the guard cannot leave a half-made entry (inserts are atomic), so
     // a poisoned map is still good.
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -748,39 +752,33 @@ async fn add_wallet(conn: &mut MySqlConnection, state: &mut State, id: WalletId)
     Ok(())
 }
 
-/// Posted debits of `w` since `start`: from the anchor its row keeps for a window starting at
-/// `start` (`stored`: window starts and the debits before them, if the row was read with
-/// them), else through the anchor cache, else by a search of its entries.
-async fn spent_since(
-    conn: &mut MySqlConnection,
+/// Posted debits of `w` since `start`, if known without reading entries: none posted since
+/// (its head lies before `start`), or from the anchor its row keeps for a window starting at
+/// `start` (`stored`: window starts and the debits before them, if the row was read with them),
+/// or from the anchor cache.
+pub(crate) fn spent_known(
     shared: &Shared,
     w: &WalletState,
     start: Timestamp,
     stored: &[(i64, i64)],
-) -> Result<i64> {
+) -> Option<Result<i64>> {
     if w.head.seq == 0 || w.head.last_at < start {
-        return Ok(0);
+        return Some(Ok(0));
     }
-    let key = (w.record.id, start.as_micros());
     let kept = stored
         .iter()
         .find(|(from, _)| *from == start.as_micros())
         .map(|(_, debits)| *debits);
-    let cached = || lock_map(&shared.anchors).get(&key).copied();
-    let anchor = match kept.or_else(cached) {
-        Some(a) => a,
-        None => {
-            let first =
-                queries::first_seq_at_or_after(conn, w.record.id, w.head.seq, start).await?;
-            let a = queries::sums_at(conn, w.record.id, first - 1).await?.1;
-            let mut anchors = lock_map(&shared.anchors);
-            if anchors.len() >= ANCHORS_MAX {
-                anchors.clear();
-            }
-            anchors.insert(key, a);
-            a
-        }
-    };
+    let anchor = kept.or_else(|| {
+        lock_map(&shared.anchors)
+            .get(&(w.record.id, start.as_micros()))
+            .copied()
+    })?;
+    Some(debits_after(w, anchor))
+}
+
+/// The debits of `w` after the running total `anchor`.
+fn debits_after(w: &WalletState, anchor: i64) -> Result<i64> {
     i64::try_from(
         w.head
             .debits_minor
@@ -790,8 +788,31 @@ async fn spent_since(
     .map_err(|_| Error::AmountOverflow)
 }
 
+/// Posted debits of `w` since `start`: as [`spent_known`], else by a search of its entries
+/// (whose result is cached).
+async fn spent_since(
+    conn: &mut MySqlConnection,
+    shared: &Shared,
+    w: &WalletState,
+    start: Timestamp,
+    stored: &[(i64, i64)],
+) -> Result<i64> {
+    if let Some(spent) = spent_known(shared, w, start, stored) {
+        return spent;
+    }
+    let first = queries::first_seq_at_or_after(conn, w.record.id, w.head.seq, start).await?;
+    let anchor = queries::sums_at(conn, w.record.id, first - 1).await?.1;
+    let mut anchors = lock_map(&shared.anchors);
+    if anchors.len() >= ANCHORS_MAX {
+        anchors.clear();
+    }
+    anchors.insert((w.record.id, start.as_micros()), anchor);
+    drop(anchors);
+    debits_after(w, anchor)
+}
+
 /// The starts of the day and the month containing the command's `now`: its limit windows.
-fn windows(command: &Command) -> Result<Windows> {
+pub(crate) fn windows(command: &Command) -> Result<Windows> {
     let zone = command.config.time_zone();
     Ok(Windows {
         day: zone.period_start(command.now, wallet_core::calendar::Granularity::Day)?,
@@ -817,7 +838,7 @@ async fn load_expired(
 
 /// What the wallet `needs` names has spent in its day and month (`stored`: the anchors its
 /// row keeps, if read).
-async fn load_spend(
+pub(crate) async fn load_spend(
     conn: &mut MySqlConnection,
     shared: &Shared,
     command: &Command,

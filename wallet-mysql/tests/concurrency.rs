@@ -18,13 +18,14 @@ use wallet_core::{
 };
 use wallet_mysql::MySqlStore;
 
-/// Runs `tasks` tasks of `per_task` random transfers among `wallets`; returns what was
-/// acknowledged. Only `insufficient_funds` may be refused.
+/// Runs `tasks` tasks of `per_task` random transfers among `wallets`, with keys starting with
+/// `prefix`; returns what was acknowledged. Only `insufficient_funds` may be refused.
 async fn hammer(
     ledger: &Arc<Ledger<MySqlStore>>,
     funded: &[(Actor, WalletId)],
     tasks: usize,
     per_task: usize,
+    prefix: &'static str,
 ) -> Vec<(TransactionRef, String)> {
     let mut handles = Vec::new();
     for t in 0..tasks {
@@ -32,7 +33,7 @@ async fn hammer(
         let funded = funded.to_vec();
         handles.push(tokio::spawn(async move {
             let n = funded.len();
-            let mut rng = SmallRng::seed_from_u64(t as u64);
+            let mut rng = SmallRng::seed_from_u64(t as u64 + prefix.len() as u64 * 1_000);
             let mut acked = Vec::new();
             for i in 0..per_task {
                 let from = rng.random_range(0..n);
@@ -41,7 +42,7 @@ async fn hammer(
                     to += 1;
                 }
                 let cents = rng.random_range(1..=5_000i64);
-                let key = format!("t{t}-{i}");
+                let key = format!("{prefix}t{t}-{i}");
                 let req = TransferRequest::new(
                     funded[from].1,
                     funded[to].1,
@@ -104,7 +105,7 @@ async fn check(
 async fn sixteen_tasks_thousands_of_transfers_conserve_money() {
     let ledger = Arc::new(ledger(common::fresh_store().await).await);
     let funded = funded_wallets(&ledger, 100, "100.00").await;
-    let acked = hammer(&ledger, &funded, 16, 250).await;
+    let acked = hammer(&ledger, &funded, 16, 250, "").await;
     assert!(
         acked.len() > 2000,
         "most transfers succeed: {}",
@@ -119,7 +120,7 @@ async fn hot_wallets_never_deadlock_a_caller() {
         let ledger = Arc::new(ledger(common::fresh_store().await).await);
         let funded = funded_wallets(&ledger, wallets, "1000.00").await;
         // Every pair of tasks fights over the same rows, in both directions.
-        let acked = hammer(&ledger, &funded, 16, 100).await;
+        let acked = hammer(&ledger, &funded, 16, 100, "").await;
         assert!(
             acked.len() > 1000,
             "most transfers succeed: {}",
@@ -127,6 +128,40 @@ async fn hot_wallets_never_deadlock_a_caller() {
         );
         check(&ledger, &funded, &acked, 100_000).await;
     }
+}
+
+/// Two stores on one database stand for two processes, each batching its own callers' transfers
+/// among the same ten wallets, so that their batches take the same rows' locks at once: no
+/// caller sees a deadlock or gives up, money is conserved, every acknowledged transfer is
+/// stored exactly once, and verify (heads included) is clean. Would fail if batches of two
+/// processes could deadlock each other into `StorageBusy`, or if a batch decided on rows
+/// another process changed after it read them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_processes_batching_on_one_hot_set_conserve_money() {
+    let (name, a_store) = common::named_store(common::test_options()).await;
+    let b_store = MySqlStore::connect(&common::app_url(&name), common::test_options())
+        .await
+        .unwrap();
+    let a = Arc::new(ledger(a_store.clone()).await);
+    let b = Arc::new(ledger(b_store.clone()).await);
+    let funded = funded_wallets(&a, 10, "100.00").await;
+    let (in_a, in_b) = tokio::join!(
+        hammer(&a, &funded, 16, 120, "a"),
+        hammer(&b, &funded, 16, 120, "bb")
+    );
+    let acked: Vec<_> = in_a.into_iter().chain(in_b).collect();
+    assert!(
+        acked.len() > 2000,
+        "most transfers succeed: {}",
+        acked.len()
+    );
+    check(&b, &funded, &acked, 10_000).await;
+    let (batches_a, held_a) = a_store.group_commits();
+    let (batches_b, held_b) = b_store.group_commits();
+    assert!(batches_a > 0 && batches_b > 0, "both processes batched");
+    println!(
+        "two processes: {batches_a} batches of {held_a} commands in A, {batches_b} of {held_b} in B"
+    );
 }
 
 /// Two stores on one database stand for two processes: the second never decides on what the
@@ -338,11 +373,6 @@ async fn killed_connections_leave_nothing_partial() {
     check(&ledger, &funded, &acked, 10_000).await;
 }
 
-/// A count on the store's database, read as the administrator.
-async fn count(conn: &mut sqlx::MySqlConnection, sql: &str) -> i64 {
-    sqlx::query_scalar(sql).fetch_one(conn).await.unwrap()
-}
-
 /// A KILL that lands, every time, inside a transfer's transaction after it has written rows.
 ///
 /// Another session at REPEATABLE READ locks the receiver's notifications with `SELECT … FOR
@@ -354,11 +384,7 @@ async fn count(conn: &mut sqlx::MySqlConnection, sql: &str) -> i64 {
 /// ledger verifies.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_after_rows_are_written_stores_nothing_and_the_retry_runs_once() {
-    let name = common::fresh_database().await;
-    let store = MySqlStore::connect(&common::app_url(&name), common::test_options())
-        .await
-        .unwrap()
-        .with_guard(common::DropDatabase(name.clone()));
+    let (name, store) = common::named_store(common::test_options()).await;
     let ledger = Arc::new(ledger(store).await);
     let funded = funded_wallets(&ledger, 2, "100.00").await;
     let ((alice, from), (bob, to)) = (funded[0], funded[1]);
@@ -367,17 +393,8 @@ async fn kill_after_rows_are_written_stores_nothing_and_the_retry_runs_once() {
         .await
         .unwrap();
     // Everything a transfer writes, before it.
-    let tables = [
-        "transactions",
-        "entries",
-        "notifications",
-        "events",
-        "audit_log",
-    ];
-    let mut before = Vec::new();
-    for t in tables {
-        before.push(count(&mut db, &format!("SELECT count(*) FROM {t}")).await);
-    }
+    let tables = common::WRITTEN;
+    let before = common::row_counts(&mut db, &tables).await;
     let balances = |ledger: Arc<Ledger<MySqlStore>>| async move {
         let a = ledger.wallet(&admin, from).await.unwrap().balance.amount();
         let b = ledger.wallet(&admin, to).await.unwrap().balance.amount();
@@ -385,21 +402,7 @@ async fn kill_after_rows_are_written_stores_nothing_and_the_retry_runs_once() {
     };
     assert_eq!(balances(Arc::clone(&ledger)).await, (d("100"), d("100")));
 
-    let mut blocker = sqlx::MySqlConnection::connect(&common::admin_db_url(&name))
-        .await
-        .unwrap();
-    blocker
-        .execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        .await
-        .unwrap();
-    blocker.execute("BEGIN").await.unwrap();
-    let locked: Vec<i64> =
-        sqlx::query_scalar("SELECT id FROM notifications WHERE user_id = ? FOR UPDATE")
-            .bind(bob.user.get())
-            .fetch_all(&mut blocker)
-            .await
-            .unwrap();
-    assert!(!locked.is_empty(), "bob has notifications to lock");
+    let mut blocker = common::notification_blocker(&name, bob.user.get()).await;
 
     let req = TransferRequest::new(from, to, d("7.00"), "killed-mid-write");
     let transfer = {
@@ -446,10 +449,11 @@ async fn kill_after_rows_are_written_stores_nothing_and_the_retry_runs_once() {
     blocker.execute("ROLLBACK").await.unwrap();
 
     // Nothing of it is stored.
-    for (t, n) in tables.iter().zip(&before) {
-        let now = count(&mut db, &format!("SELECT count(*) FROM {t}")).await;
-        assert_eq!(now, *n, "rows in {t} after the kill");
-    }
+    assert_eq!(
+        common::row_counts(&mut db, &tables).await,
+        before,
+        "rows in {tables:?} after the kill"
+    );
     assert_eq!(balances(Arc::clone(&ledger)).await, (d("100"), d("100")));
     assert!(ledger.verify(&admin).await.unwrap().is_ok());
 

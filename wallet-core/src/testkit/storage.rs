@@ -53,8 +53,19 @@ pub async fn funded_wallets<S: Store + Clone>(
     n: i64,
     amount: &str,
 ) -> Vec<(Actor, WalletId)> {
+    funded_wallets_from(ledger, 1, n, amount).await
+}
+
+/// As [`funded_wallets`], for users `first..first + n`: tests that want fresh wallets on a
+/// store that has some already.
+pub async fn funded_wallets_from<S: Store + Clone>(
+    ledger: &Ledger<S>,
+    first: i64,
+    n: i64,
+    amount: &str,
+) -> Vec<(Actor, WalletId)> {
     let mut wallets = Vec::new();
-    for i in 1..=n {
+    for i in first..first + n {
         let who = user(ledger, i).await;
         let open = OpenWalletRequest::new(who.user, WalletKind::Personal, "USD");
         let id = match ledger.open_wallet(&who, open).await {

@@ -137,3 +137,60 @@ pub(crate) async fn fresh_store() -> MySqlStore {
         .unwrap()
         .with_guard(DropDatabase(name))
 }
+
+/// A store on a fresh database, and the database's name; the database is dropped with the
+/// store.
+pub(crate) async fn named_store(options: ConnectOptions) -> (String, MySqlStore) {
+    let name = fresh_database().await;
+    let store = MySqlStore::connect(&app_url(&name), options)
+        .await
+        .unwrap()
+        .with_guard(DropDatabase(name.clone()));
+    (name, store)
+}
+
+/// The tables a money movement writes to.
+pub(crate) const WRITTEN: [&str; 5] = [
+    "transactions",
+    "entries",
+    "notifications",
+    "events",
+    "audit_log",
+];
+
+/// How many rows each of `tables` holds, read as the administrator.
+pub(crate) async fn row_counts(conn: &mut MySqlConnection, tables: &[&str]) -> Vec<i64> {
+    let mut counts = Vec::new();
+    for t in tables {
+        let sql = format!("SELECT count(*) FROM {t}");
+        counts.push(
+            sqlx::query_scalar(&sql)
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap(),
+        );
+    }
+    counts
+}
+
+/// A session of the administrator on database `db` that, at REPEATABLE READ, holds
+/// `SELECT … FOR UPDATE` locks on the notifications of `user`: next-key locks on that user's
+/// range of the index, the gap after its last row included, so that an insert of a
+/// notification for that user waits (after the rest of its transaction's writes) until the
+/// session rolls back.
+pub(crate) async fn notification_blocker(db: &str, user: i64) -> MySqlConnection {
+    let mut blocker = MySqlConnection::connect(&admin_db_url(db)).await.unwrap();
+    blocker
+        .execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        .await
+        .unwrap();
+    blocker.execute("BEGIN").await.unwrap();
+    let locked: Vec<i64> =
+        sqlx::query_scalar("SELECT id FROM notifications WHERE user_id = ? FOR UPDATE")
+            .bind(user)
+            .fetch_all(&mut blocker)
+            .await
+            .unwrap();
+    assert!(!locked.is_empty(), "the user has notifications to lock");
+    blocker
+}

@@ -1,0 +1,485 @@
+//! Group commit: commands queued together run as one transaction, decided in arrival order
+//! against what the earlier ones of the batch did, and each caller gets the answer it would
+//! have got alone.
+//!
+//! A batch is made on purpose with a [`Plug`]: another session locks two wallets, and one
+//! transfer from each takes one of the store's two workers and waits for that lock; commands
+//! sent meanwhile queue up (`MySqlStore::queued` tells when), and once the plug is pulled the
+//! first free worker takes them all, in the order they were sent, as one batch.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)] // tests
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use proptest::prelude::*;
+use sqlx::{Connection, Executor, MySqlConnection};
+use tokio::task::JoinHandle;
+use wallet_core::testkit::d;
+use wallet_core::testkit::storage::{funded_wallets_from as wallets, ledger};
+use wallet_core::{Actor, Ledger, Receipt, TransferRequest, UserId, WalletId};
+use wallet_mysql::MySqlStore;
+
+type Answer = wallet_core::Result<Receipt>;
+
+/// Waits until `store` has exactly `n` commands queued.
+async fn until_queued(store: &MySqlStore, n: usize) {
+    let started = Instant::now();
+    while store.queued() != n {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{} commands queued, waited for {n}",
+            store.queued()
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// Waits until a statement of the application's user on database `db` that starts with
+/// `start` runs on `n` connections; returns their ids and statements. The process list is
+/// live (`innodb_trx` is refreshed only when nobody read it for 100 ms, which tests polling at
+/// once never allow).
+async fn until_running(db: &str, start: &str, n: usize) -> Vec<(i64, String)> {
+    let mut admin = common::admin().await;
+    let started = Instant::now();
+    loop {
+        let running: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT CAST(id AS SIGNED), info FROM information_schema.processlist
+             WHERE user = 'wallet_test_app' AND db = ? AND info LIKE concat(?, '%')",
+        )
+        .bind(db)
+        .bind(start)
+        .fetch_all(&mut admin)
+        .await
+        .unwrap();
+        if running.len() == n {
+            return running;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{} connections run `{start}…`, waited for {n}",
+            running.len()
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// Sends a transfer from a task of its own.
+fn send(ledger: &Arc<Ledger<MySqlStore>>, who: Actor, req: TransferRequest) -> JoinHandle<Answer> {
+    let ledger = Arc::clone(ledger);
+    tokio::spawn(async move { ledger.transfer(&who, req).await })
+}
+
+/// Both workers of a store held busy (see the module's notes).
+struct Plug {
+    blocker: MySqlConnection,
+    plugs: Vec<JoinHandle<Answer>>,
+}
+
+impl Plug {
+    /// Locks the wallets of `pair` from another session, and sends a transfer from each to the
+    /// other, one at a time, each taken by a worker before the next is sent.
+    async fn new(
+        ledger: &Arc<Ledger<MySqlStore>>,
+        db: &str,
+        pair: [(Actor, WalletId); 2],
+        tag: &str,
+    ) -> Plug {
+        let mut blocker = MySqlConnection::connect(&common::admin_db_url(db))
+            .await
+            .unwrap();
+        blocker.execute("BEGIN").await.unwrap();
+        sqlx::query("SELECT id FROM wallets WHERE id IN (?, ?) FOR UPDATE")
+            .bind(pair[0].1.get())
+            .bind(pair[1].1.get())
+            .fetch_all(&mut blocker)
+            .await
+            .unwrap();
+        let mut plugs = Vec::new();
+        for (i, (who, from)) in pair.iter().copied().enumerate() {
+            let req = TransferRequest::new(from, pair[1 - i].1, d("0.01"), format!("p{tag}-{i}"));
+            plugs.push(send(ledger, who, req));
+            // It waits for the lock in the statement that takes it.
+            until_running(db, "SELECT id, owner_id", i + 1).await;
+        }
+        // Both workers are taken: what is sent now waits in the queue.
+        Plug { blocker, plugs }
+    }
+
+    /// Sends `requests` in this order, each queued before the next is sent.
+    async fn queue(
+        ledger: &Arc<Ledger<MySqlStore>>,
+        requests: Vec<(Actor, TransferRequest)>,
+    ) -> Vec<JoinHandle<Answer>> {
+        let mut sent = Vec::new();
+        for (i, (who, req)) in requests.into_iter().enumerate() {
+            sent.push(send(ledger, who, req));
+            until_queued(ledger.store(), i + 1).await;
+        }
+        sent
+    }
+
+    /// Lets the plugs through; they succeed.
+    async fn pull(mut self) {
+        self.blocker.execute("ROLLBACK").await.unwrap();
+        for plug in self.plugs {
+            plug.await.unwrap().unwrap();
+        }
+    }
+}
+
+/// The balances of `wallets`, in minor units.
+async fn balances(ledger: &Ledger<MySqlStore>, wallets: &[(Actor, WalletId)]) -> Vec<i64> {
+    let mut out = Vec::new();
+    for (who, id) in wallets {
+        out.push(ledger.wallet(who, *id).await.unwrap().balance.minor());
+    }
+    out
+}
+
+fn admin() -> Actor {
+    Actor::new(UserId::new(9_999).unwrap(), wallet_core::Role::Admin)
+}
+
+/// One batch holds accepted transfers, transfers refused because of what the earlier ones of
+/// the batch did, a repeat of an earlier key (a replay of its posting) and a reuse of a key
+/// for another request (a conflict): each gets the answer it would have had alone, in order.
+/// Would fail if commands of a batch were decided against the state before the batch, if a
+/// refusal touched the others, or if keys repeated within a batch executed twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_decides_in_order_against_its_own_effects() {
+    let (name, store) = common::named_store(common::test_options()).await;
+    let ledger = Arc::new(ledger(store).await);
+    let w = wallets(&ledger, 1, 4, "100.00").await;
+    let pair = wallets(&ledger, 101, 2, "1.00").await;
+    let (a, b, c, dd) = (w[0], w[1], w[2], w[3]);
+    let t = |from: (Actor, WalletId), to: WalletId, amount: &str, key: &str| {
+        (from.0, TransferRequest::new(from.1, to, d(amount), key))
+    };
+    let plug = Plug::new(&ledger, &name, [pair[0], pair[1]], "1").await;
+    let before = ledger.store().group_commits();
+    let sent = Plug::queue(
+        &ledger,
+        vec![
+            t(a, b.1, "60", "k1"),
+            // a has 40 left after the first.
+            t(a, b.1, "60", "k2"),
+            // The first again: a replay, in the same batch.
+            t(a, b.1, "60", "k1"),
+            // Its key for another request.
+            t(a, b.1, "10", "k1"),
+            // b can send what the first brought it.
+            t(b, c.1, "150", "k5"),
+            t(c, dd.1, "250", "k6"),
+            t(dd, a.1, "0.01", "k7"),
+            t(a, a.1, "1", "k8"),
+        ],
+    )
+    .await;
+    plug.pull().await;
+    let mut answers = Vec::new();
+    for s in sent {
+        answers.push(s.await.unwrap());
+    }
+    let (batches, held) = ledger.store().group_commits();
+    assert_eq!(
+        (batches - before.0, held - before.1),
+        (1, 8),
+        "one batch held the eight"
+    );
+    let ok = |i: usize| answers[i].as_ref().unwrap();
+    let code = |i: usize| answers[i].as_ref().unwrap_err().code();
+    assert!(!ok(0).replayed);
+    assert_eq!(code(1), "insufficient_funds");
+    assert!(ok(2).replayed, "a repeat within the batch is a replay");
+    assert_eq!(ok(2).transaction.reference, ok(0).transaction.reference);
+    assert_eq!(ok(2).transaction, ok(0).transaction);
+    assert_eq!(code(3), "idempotency_conflict");
+    for i in [4, 5, 6] {
+        assert!(!ok(i).replayed);
+    }
+    assert_eq!(code(7), "same_wallet");
+    assert_eq!(
+        balances(&ledger, &w).await,
+        vec![4_001, 1_000, 0, 34_999],
+        "a: 100 - 60 + 0.01; b: 100 + 60 - 150; c: 100 + 150 - 250; d: 100 + 250 - 0.01"
+    );
+    // The receipts built by the batch are the transactions as stored.
+    let again = ledger
+        .transfer(&a.0, TransferRequest::new(a.1, b.1, d("60"), "k1"))
+        .await
+        .unwrap();
+    assert!(again.replayed);
+    assert_eq!(again.transaction, ok(0).transaction);
+    for i in [4, 5, 6] {
+        let stored = ledger
+            .transaction(&admin(), ok(i).transaction.reference)
+            .await
+            .unwrap();
+        assert_eq!(stored.legs.len(), 2);
+        assert_eq!(stored.amount, ok(i).transaction.amount);
+        assert_eq!(stored.created_at, ok(i).transaction.created_at);
+    }
+    let report = ledger.verify(&admin()).await.unwrap();
+    assert!(report.is_ok(), "{report:#?}");
+    // Six fundings, two plugs, four transfers of the batch.
+    assert_eq!(report.transactions, 6 + 2 + 4);
+}
+
+/// A batch whose connection is killed in the round trip that carries its COMMIT, after it has
+/// written rows: each caller whose posting it carried gets the documented ambiguous error, a
+/// refusal and a repeated key run again alone and get their own answers, nothing of the batch
+/// is stored, and retries with the same keys execute each transfer once.
+///
+/// Another session at REPEATABLE READ locks the receiver's notifications (next-key locks up to
+/// the gap after them), so the batch's insert of notifications waits, with its transactions,
+/// entries and heads written; it is found waiting and its connection killed. Would fail if a
+/// killed batch left rows behind, if a caller got no answer or a wrong one, or if a replay of a
+/// posting whose fate is unknown were answered as a success.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_killed_in_its_commit_round_trip_stores_nothing_partial() {
+    let (name, store) = common::named_store(common::test_options()).await;
+    let ledger = Arc::new(ledger(store).await);
+    let w = wallets(&ledger, 1, 3, "100.00").await;
+    let pair = wallets(&ledger, 101, 2, "1.00").await;
+    let (a, c, bob) = (w[0], w[1], w[2]);
+    let mut db = MySqlConnection::connect(&common::admin_db_url(&name))
+        .await
+        .unwrap();
+    let tables = common::WRITTEN;
+    let rows_before = common::row_counts(&mut db, &tables).await;
+    let mut blocker = common::notification_blocker(&name, bob.0.user.get()).await;
+
+    let plug = Plug::new(&ledger, &name, [pair[0], pair[1]], "2").await;
+    let t = |from: (Actor, WalletId), amount: &str, key: &str| {
+        (from.0, TransferRequest::new(from.1, bob.1, d(amount), key))
+    };
+    let requests = vec![
+        t(a, "10", "x1"),
+        t(c, "20", "x2"),
+        // More than a has: refused.
+        t(a, "500", "x3"),
+        // The first again.
+        t(a, "10", "x1"),
+        t(c, "5", "x4"),
+    ];
+    let sent = Plug::queue(&ledger, requests.clone()).await;
+    plug.pull().await;
+    // The batch waits for the blocker's lock on its notifications, its other rows written:
+    // the three postings' six notifications in one insert.
+    let running = until_running(&name, "INSERT INTO notifications", 1).await;
+    let (thread, query) = &running[0];
+    assert!(
+        query.matches("), (").count() >= 5,
+        "the batch's insert of six notifications: {query}"
+    );
+    db.execute(format!("KILL CONNECTION {thread}").as_str())
+        .await
+        .unwrap();
+    blocker.execute("ROLLBACK").await.unwrap();
+    let mut answers = Vec::new();
+    for s in sent {
+        answers.push(s.await.unwrap());
+    }
+    for i in [0, 1, 4] {
+        let e = answers[i].as_ref().unwrap_err();
+        assert_eq!(e.code(), "storage_error", "posting {i}: {e:?}");
+        assert_eq!(e.kind(), wallet_core::ErrorKind::Unavailable);
+    }
+    assert_eq!(
+        answers[2].as_ref().unwrap_err().code(),
+        "insufficient_funds"
+    );
+    // The repeat ran alone after the batch: the batch was not stored, so it executed.
+    let repeat = answers[3].as_ref().unwrap();
+    assert!(!repeat.replayed);
+    assert_eq!(
+        balances(&ledger, &[a, c, bob]).await,
+        vec![9_000, 10_000, 11_000],
+        "only the repeat moved money"
+    );
+    // Transactions, entries, notifications, events, audit records: the plugs' and the
+    // repeat's only.
+    let plugs_and_repeat = [2 + 1, 2 * 2 + 2, 2 * 2 + 2, 2 + 1, 0];
+    let expected: Vec<i64> = rows_before
+        .iter()
+        .zip(plugs_and_repeat)
+        .map(|(n, extra)| n + extra)
+        .collect();
+    assert_eq!(common::row_counts(&mut db, &tables).await, expected);
+    let report = ledger.verify(&admin()).await.unwrap();
+    assert!(report.is_ok(), "{report:#?}");
+
+    // Retried with the same keys: each executes once; x1 is the repeat's transaction.
+    let mut retried = Vec::new();
+    for (who, req) in requests {
+        retried.push(ledger.transfer(&who, req).await);
+    }
+    let x1 = retried[0].as_ref().unwrap();
+    assert!(x1.replayed);
+    assert_eq!(x1.transaction.reference, repeat.transaction.reference);
+    assert!(!retried[1].as_ref().unwrap().replayed);
+    assert!(!retried[4].as_ref().unwrap().replayed);
+    assert_eq!(
+        balances(&ledger, &[a, c, bob]).await,
+        vec![9_000, 7_500, 13_500]
+    );
+    let report = ledger.verify(&admin()).await.unwrap();
+    assert!(report.is_ok(), "{report:#?}");
+    println!("KILL in a batch's COMMIT round trip: caller answers {answers:?}");
+}
+
+/// One transfer of a generated sequence: from and to (indexes of three wallets), cents, key.
+type Op = (usize, usize, i64, u8);
+
+/// What a caller saw, comparable across two sets of wallets: the error's code, or whether it
+/// was a replay, the amount, and the index of the first answer naming the same transaction.
+fn seen(answers: &[Answer]) -> Vec<Result<(bool, i64, usize), String>> {
+    answers
+        .iter()
+        .map(|a| match a {
+            Ok(r) => {
+                let first = answers
+                    .iter()
+                    .position(|b| {
+                        b.as_ref()
+                            .is_ok_and(|b| b.transaction.reference == r.transaction.reference)
+                    })
+                    .unwrap_or(usize::MAX);
+                Ok((r.replayed, r.transaction.amount.minor(), first))
+            }
+            Err(e) => Err(e.code().to_owned()),
+        })
+        .collect()
+}
+
+/// Property: a sequence of transfers among three wallets (repeated keys, reused keys, amounts
+/// beyond what is left, a wallet to itself) run as one batch gives every caller the answer
+/// the same sequence gives when each runs alone, one after the other, and leaves the same
+/// balances. Would fail if a batch decided any command against other state than the one the
+/// commands before it left.
+#[test]
+fn a_batch_answers_as_the_same_commands_alone() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (name, ledger, pair) = rt.block_on(async {
+        let (name, store) = common::named_store(common::test_options()).await;
+        let ledger = Arc::new(ledger(store).await);
+        let pair = wallets(&ledger, 1, 2, "100.00").await;
+        (name, ledger, pair)
+    });
+    // Few amounts and keys, so that repeats and reused keys are common.
+    let amount = proptest::sample::select(vec![100i64, 700, 1_500, 2_500]);
+    let ops = proptest::collection::vec((0..3usize, 0..3usize, amount, 0..3u8), 2..=12);
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: 24,
+        ..ProptestConfig::default()
+    });
+    // Each case, shrinking steps included, gets wallets of its own.
+    let cases = std::sync::atomic::AtomicI64::new(0);
+    runner
+        .run(&ops, |ops: Vec<Op>| {
+            let case = cases.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            rt.block_on(async {
+                let batched = wallets(&ledger, 1_000 + 10 * case, 3, "20.00").await;
+                let alone = wallets(&ledger, 100_000 + 10 * case, 3, "20.00").await;
+                let requests = |w: &[(Actor, WalletId)]| -> Vec<(Actor, TransferRequest)> {
+                    ops.iter()
+                        .map(|(from, to, cents, key)| {
+                            let amount = wallet_core::Decimal::new(*cents, 2);
+                            let req = TransferRequest::new(
+                                w[*from].1,
+                                w[*to].1,
+                                amount,
+                                format!("k{key}"),
+                            );
+                            (w[*from].0, req)
+                        })
+                        .collect()
+                };
+                let plug = Plug::new(&ledger, &name, [pair[0], pair[1]], &format!("c{case}")).await;
+                let before = ledger.store().group_commits();
+                let sent = Plug::queue(&ledger, requests(&batched)).await;
+                plug.pull().await;
+                let mut in_batch = Vec::new();
+                for s in sent {
+                    in_batch.push(s.await.unwrap());
+                }
+                let after = ledger.store().group_commits();
+                prop_assert_eq!(after.0 - before.0, 1, "one batch");
+                let mut one_by_one = Vec::new();
+                for (who, req) in requests(&alone) {
+                    one_by_one.push(ledger.transfer(&who, req).await);
+                }
+                prop_assert_eq!(seen(&in_batch), seen(&one_by_one));
+                prop_assert_eq!(
+                    balances(&ledger, &batched).await,
+                    balances(&ledger, &alone).await
+                );
+                Ok(())
+            })
+        })
+        .unwrap();
+    rt.block_on(async {
+        let report = ledger.verify(&admin()).await.unwrap();
+        assert!(report.is_ok(), "{report:#?}");
+    });
+}
+
+/// Limits count the debits of the commands before in the same batch, and the heads and
+/// window anchors a batch writes give the right spend to the commands after it. Would fail if
+/// a batch checked each transfer against the spend before the batch, or wrote anchors that
+/// forget its own debits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_count_the_debits_of_the_batch() {
+    let (name, store) = common::named_store(common::test_options()).await;
+    let ledger = Arc::new(ledger(store).await);
+    let w = wallets(&ledger, 1, 2, "500.00").await;
+    let pair = wallets(&ledger, 101, 2, "1.00").await;
+    let (a, b) = (w[0], w[1]);
+    ledger
+        .set_limits(&a.0, a.1, Some((d("50"), d("80"), d("300"))))
+        .await
+        .unwrap();
+    let t = |amount: &str, key: &str| (a.0, TransferRequest::new(a.1, b.1, d(amount), key));
+    let plug = Plug::new(&ledger, &name, [pair[0], pair[1]], "3").await;
+    let sent = Plug::queue(
+        &ledger,
+        vec![
+            t("30", "l1"),
+            t("30", "l2"),
+            // 90 today: over the daily limit.
+            t("30", "l3"),
+            // Over the limit per transaction.
+            t("60", "l4"),
+            t("20", "l5"),
+        ],
+    )
+    .await;
+    plug.pull().await;
+    let mut codes = Vec::new();
+    for s in sent {
+        codes.push(match s.await.unwrap() {
+            Ok(_) => "ok".to_owned(),
+            Err(e) => e.code().to_owned(),
+        });
+    }
+    assert_eq!(
+        codes,
+        ["ok", "ok", "limit_exceeded", "limit_exceeded", "ok"],
+        "in order, each against the debits before it"
+    );
+    // 80 spent today: the next cent is over the daily limit, alone too.
+    let after = ledger
+        .transfer(&a.0, TransferRequest::new(a.1, b.1, d("0.01"), "l6"))
+        .await
+        .unwrap_err();
+    assert_eq!(after.code(), "limit_exceeded");
+    assert_eq!(balances(&ledger, &w).await, vec![42_000, 58_000]);
+    let report = ledger.verify(&admin()).await.unwrap();
+    assert!(report.is_ok(), "{report:#?}");
+}
