@@ -342,6 +342,7 @@ async fn apply(
         for op in ops {
             let sub = Command {
                 op: op.clone(),
+                fingerprint: None,
                 ..command.clone()
             };
             // Each operation sees the ones before it: they are in this same transaction.
