@@ -99,10 +99,12 @@ pub struct Options {
     /// Checkpoints run on a background thread; a larger interval means fewer, cheaper pauses of
     /// the writer, and bounds the log's disk use to about this size (default 64 MiB).
     pub checkpoint_bytes: u64,
-    /// Page size of a new database file in bytes (512 to 65536, a power of two; default 1024).
+    /// Page size of a new database file in bytes (512 to 65536, a power of two; default 2048).
     /// Every transfer inserts into a few B-tree pages at random places, and each such page is
-    /// written whole at commit, so small pages write and fsync far less per transfer (see
-    /// `docs/adr/0002-sqlite-writer.md`). Ignored for existing files, whose page size is fixed.
+    /// written whole at commit, so small pages write less per transfer; too small, and the
+    /// writer spends more time splitting pages and scanning its page cache at each commit
+    /// (see `docs/adr/0002-sqlite-writer.md`). Ignored for existing files, whose page size is
+    /// fixed.
     pub page_size: u32,
 }
 
@@ -118,7 +120,7 @@ impl Default for Options {
             page_cache_kib: 16 * 1024,
             max_bytes: None,
             checkpoint_bytes: 64 << 20,
-            page_size: 1024,
+            page_size: 2048,
         }
     }
 }
