@@ -3,8 +3,8 @@
 //! Every transfer leaves a notification for each user whose wallet it touched. As rows of
 //! `notifications` indexed by user, each cost two B-tree inserts, one of them at a random place
 //! in the index, and so one more page written at every commit: with 64 callers about a third
-//! of the transfers per second (`docs/PERFORMANCE.md`). So a money movement's notification is
-//! kept on the entry it is about instead, a row the movement writes anyway:
+//! of the transfers per second (`docs/adr/0002-sqlite-writer.md`). So a money movement's
+//! notification is kept on the entry it is about instead, a row the movement writes anyway:
 //!
 //! - `entries.note_id` is the notification's id (NULL: the entry carries none), `entries.note`
 //!   its [`TxnNote::state`] times two, plus one once it was marked read on its own, and
