@@ -31,6 +31,9 @@
 //!   single command's); the others (refusals and replays, decided on state that may not have
 //!   been committed) run alone;
 //! - any other error: each command runs alone and gets its own answer.
+//!
+//! Commands that run alone after a batch run side by side, as they would have without
+//! batching: one after the other, each would wait for the turns of all before it.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -314,9 +317,12 @@ async fn run(inner: &Inner, jobs: Vec<Job>) {
         Ended::Undone => left = jobs,
     }
     // After the batch's connection went back to the pool: a pool of one must serve these.
-    for job in left {
+    // Side by side, as without batching: one after the other, each would wait for the turns
+    // of all before it (a whole `acquire_timeout` each when the pool has no connection free).
+    futures_util::future::join_all(left.into_iter().map(|job| async move {
         let _ = job.reply.send(alone(inner, job.command).await);
-    }
+    }))
+    .await;
 }
 
 /// Tries a batch until it commits, its outcome is unknown, or it is given up.

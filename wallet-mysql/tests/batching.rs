@@ -649,3 +649,67 @@ async fn a_runtime_shut_down_under_a_store_leaves_it_serving_the_others() {
     let report = ledger.verify(&admin()).await.unwrap();
     assert!(report.is_ok(), "{report:#?}");
 }
+
+/// When a batch cannot run, the commands it leaves to run alone run side by side, as they
+/// would have without batching: none waits for the others' turns.
+///
+/// Pool of two connections, one second to get one. The plugs hold both while eight transfers
+/// queue; two deposits (never batched) wait for the pool, get both connections when the plugs
+/// end, and keep them, waiting for a wallet another session holds. The batch's worker gets no
+/// connection, and its commands run alone: each waits its second for the pool and gets
+/// `StorageBusy`. Would fail if they ran one after the other (the last answered after nine
+/// seconds), as a batch of 64 would (over half an hour with the default 30 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_a_batch_leaves_to_run_alone_do_not_wait_for_each_other() {
+    let options = wallet_mysql::ConnectOptions {
+        max_connections: 2,
+        acquire_timeout: Duration::from_secs(1),
+        ..common::test_options()
+    };
+    let (name, store) = common::named_store(options).await;
+    let ledger = Arc::new(ledger(store).await);
+    let w = wallets(&ledger, 1, 9, "10.00").await;
+    let pair = wallets(&ledger, 101, 2, "1.00").await;
+    let held = wallets(&ledger, 201, 1, "1.00").await[0];
+    let mut held_lock = lock_wallets(&name, &[held.1]).await;
+    let plug = Plug::new(&ledger, &name, [pair[0], pair[1]], "5").await;
+    let requests = (0..8)
+        .map(|i| {
+            let req = TransferRequest::new(w[i].1, w[i + 1].1, d("1"), format!("s{i}"));
+            (w[i].0, req)
+        })
+        .collect();
+    let sent = Plug::queue(&ledger, requests).await;
+    let deposits: Vec<_> = (0..2)
+        .map(|i| {
+            let ledger = Arc::clone(&ledger);
+            tokio::spawn(async move {
+                let req = wallet_core::DepositRequest::new(held.1, d("1"), format!("dep{i}"));
+                ledger.deposit(&held.0, req).await
+            })
+        })
+        .collect();
+    // The deposits wait for the pool (well within its second).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pulled = Instant::now();
+    plug.pull().await;
+    let mut answers = Vec::new();
+    for s in sent {
+        answers.push(s.await.unwrap());
+    }
+    let waited = pulled.elapsed();
+    for a in &answers {
+        assert_eq!(a.as_ref().unwrap_err().code(), "storage_busy", "{a:?}");
+    }
+    assert!(
+        waited < Duration::from_millis(4_500),
+        "the eight were answered after {waited:?}"
+    );
+    held_lock.execute("ROLLBACK").await.unwrap();
+    for dep in deposits {
+        dep.await.unwrap().unwrap();
+    }
+    assert_eq!(balances(&ledger, &w).await, vec![1_000; 9]);
+    let report = ledger.verify(&admin()).await.unwrap();
+    assert!(report.is_ok(), "{report:#?}");
+}
