@@ -713,3 +713,49 @@ async fn commands_a_batch_leaves_to_run_alone_do_not_wait_for_each_other() {
     let report = ledger.verify(&admin()).await.unwrap();
     assert!(report.is_ok(), "{report:#?}");
 }
+
+/// A full batch of the largest commands (the longest description, in characters of four bytes,
+/// the largest metadata, the longest key) commits as one batch: its write script, the largest a
+/// batch can send, fits in the server's default `max_allowed_packet`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_batch_of_the_largest_commands_commits() {
+    let (name, store) = common::named_store(common::test_options()).await;
+    let ledger = Arc::new(ledger(store).await);
+    let w = wallets(&ledger, 1, 2, "100.00").await;
+    let pair = wallets(&ledger, 101, 2, "1.00").await;
+    let description = "\u{1F600}".repeat(wallet_core::text::DESCRIPTION_CHARS_MAX);
+    // `{"k":"…"}`: 8 bytes around the value.
+    let metadata =
+        serde_json::json!({ "k": "x".repeat(wallet_core::text::METADATA_BYTES_MAX - 8) });
+    let n = wallet_mysql::BATCH_COMMANDS_MAX;
+    let requests = (0..n)
+        .map(|i| {
+            let key = format!("{i:0>128}");
+            let mut req = TransferRequest::new(w[0].1, w[1].1, d("0.01"), key);
+            req.details.description = Some(description.clone());
+            req.details.metadata = Some(metadata.clone());
+            (w[0].0, req)
+        })
+        .collect();
+    let plug = Plug::new(&ledger, &name, [pair[0], pair[1]], "6").await;
+    let before = ledger.store().group_commits();
+    let sent = Plug::queue(&ledger, requests).await;
+    plug.pull().await;
+    for s in sent {
+        let receipt = s.await.unwrap().unwrap();
+        assert!(!receipt.replayed);
+        assert_eq!(
+            receipt.transaction.description.as_ref().map(|d| d.as_str()),
+            Some(description.as_str())
+        );
+    }
+    let after = ledger.store().group_commits();
+    assert_eq!(
+        (after.0 - before.0, after.1 - before.1),
+        (1, u64::try_from(n).unwrap()),
+        "one batch held them all"
+    );
+    assert_eq!(balances(&ledger, &w).await, vec![10_000 - 64, 10_000 + 64]);
+    let report = ledger.verify(&admin()).await.unwrap();
+    assert!(report.is_ok(), "{report:#?}");
+}
