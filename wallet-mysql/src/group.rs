@@ -10,7 +10,9 @@
 //! what is queued when it is free. At most [`BATCHES_IN_FLIGHT_MAX`] places (workers and
 //! commands running alone) are taken at once per store; a worker exits when the queue is
 //! empty, a command running alone that ends while commands wait starts a worker for them, and
-//! a command queued while a place is free starts one.
+//! a command queued while a place is free starts one. A worker that stops mid-batch (a panic,
+//! or its runtime shutting down) starts another for the commands still queued, on the runtime
+//! of the first of them: nobody waits for a worker that will never come.
 //!
 //! Callers are answered only after their batch committed (or failed). The workers are tasks of
 //! their own, so a caller whose future is dropped (a timeout) leaves its command to finish and
@@ -29,6 +31,9 @@
 //!   single command's); the others (refusals and replays, decided on state that may not have
 //!   been committed) run alone;
 //! - any other error: each command runs alone and gets its own answer.
+//!
+//! Commands that run alone after a batch run side by side, as they would have without
+//! batching: one after the other, each would wait for the turns of all before it.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -60,6 +65,9 @@ struct Job {
     command: Command,
     needs: Needs,
     reply: oneshot::Sender<Result<Outcome>>,
+    /// Its caller's runtime, alive while the caller waits: where a worker is started for it
+    /// when the one that should serve it stopped (see [`Worker`]'s drop).
+    runtime: tokio::runtime::Handle,
 }
 
 /// The commands waiting for a batch, and the workers running.
@@ -133,6 +141,7 @@ pub(crate) async fn execute(inner: &Arc<Inner>, command: Command) -> Result<Outc
         command,
         needs,
         reply,
+        runtime: runtime.clone(),
     };
     let route = {
         let mut waiting = inner.queue.lock();
@@ -159,7 +168,7 @@ pub(crate) async fn execute(inner: &Arc<Inner>, command: Command) -> Result<Outc
             let _place = Worker {
                 inner: Arc::clone(inner),
                 running: true,
-                hands_over: true,
+                started: true,
             };
             return alone(inner, command).await;
         }
@@ -168,13 +177,13 @@ pub(crate) async fn execute(inner: &Arc<Inner>, command: Command) -> Result<Outc
             runtime.spawn(work(Worker {
                 inner: Arc::clone(inner),
                 running: true,
-                hands_over: false,
+                started: false,
             }));
         }
         Route::Queued { start: false } => {}
     }
-    // The sender is dropped unanswered only if the worker stopped mid-batch (its runtime shut
-    // down): the command may or may not have committed.
+    // The sender is dropped unanswered only if the worker stopped mid-batch (a panic, or its
+    // runtime shutting down): the command may or may not have committed.
     answer.await.unwrap_or_else(|_| {
         Err(Error::Storage {
             detail: "the command's outcome is unknown: its batch was stopped".into(),
@@ -199,14 +208,19 @@ async fn alone(inner: &Inner, command: Command) -> Result<Outcome> {
 
 /// A place among the store's workers, taken by a worker task or by a command running alone:
 /// given back when it ends, even by a panic, a cancelled caller or its runtime's shutdown.
+///
+/// Commands queued while it is taken rely on it: they queued because no place was free, and
+/// started no worker. So whenever it ends with commands still queued (a command running alone
+/// that ends, in any way; a worker task that panics or is dropped mid-batch by its runtime's
+/// shutdown; a worker task exits normally only when the queue is empty) it starts a worker for
+/// them, on the runtime of the first of them (its caller waits on it, so it is alive, unless
+/// that runtime is the one shutting down).
 struct Worker {
     inner: Arc<Inner>,
     running: bool,
-    /// Whether commands queued while it ran rely on it to start a worker when it ends: a
-    /// command running alone (they queued because its place was taken, and started none).
-    /// A worker task never does, so a task dropped unstarted (a runtime shutting down drops
-    /// what is spawned on it at once) cannot start another one from its drop, and so on.
-    hands_over: bool,
+    /// Whether it ever ran: a worker task dropped before its first poll (spawned on a runtime
+    /// that is shutting down, which drops it at once) starts none, so drops cannot chain.
+    started: bool,
 }
 
 impl Drop for Worker {
@@ -214,17 +228,26 @@ impl Drop for Worker {
         if !self.running {
             return;
         }
-        let mut waiting = self.inner.queue.lock();
-        waiting.workers = waiting.workers.saturating_sub(1);
-        if self.hands_over
-            && !waiting.jobs.is_empty()
-            && let Ok(runtime) = tokio::runtime::Handle::try_current()
-        {
-            waiting.workers += 1;
+        let successor = {
+            let mut waiting = self.inner.queue.lock();
+            waiting.workers = waiting.workers.saturating_sub(1);
+            let runtime = waiting
+                .jobs
+                .front()
+                .filter(|_| self.started)
+                .map(|job| job.runtime.clone());
+            if runtime.is_some() {
+                waiting.workers += 1;
+            }
+            runtime
+        };
+        // Spawned with the lock released: a runtime that is shutting down drops what is spawned
+        // on it at once, in this thread, and that drop takes the lock too.
+        if let Some(runtime) = successor {
             runtime.spawn(work(Worker {
                 inner: Arc::clone(&self.inner),
                 running: true,
-                hands_over: false,
+                started: false,
             }));
         }
     }
@@ -232,6 +255,7 @@ impl Drop for Worker {
 
 /// Serves batches until the queue is empty.
 async fn work(mut worker: Worker) {
+    worker.started = true;
     loop {
         let jobs: Vec<Job> = {
             let mut waiting = worker.inner.queue.lock();
@@ -293,9 +317,12 @@ async fn run(inner: &Inner, jobs: Vec<Job>) {
         Ended::Undone => left = jobs,
     }
     // After the batch's connection went back to the pool: a pool of one must serve these.
-    for job in left {
+    // Side by side, as without batching: one after the other, each would wait for the turns
+    // of all before it (a whole `acquire_timeout` each when the pool has no connection free).
+    futures_util::future::join_all(left.into_iter().map(|job| async move {
         let _ = job.reply.send(alone(inner, job.command).await);
-    }
+    }))
+    .await;
 }
 
 /// Tries a batch until it commits, its outcome is unknown, or it is given up.

@@ -71,6 +71,25 @@ fn send(ledger: &Arc<Ledger<MySqlStore>>, who: Actor, req: TransferRequest) -> J
     tokio::spawn(async move { ledger.transfer(&who, req).await })
 }
 
+/// A session of the administrator on database `db` holding the row locks of `wallets` until
+/// it rolls back.
+async fn lock_wallets(db: &str, wallets: &[WalletId]) -> MySqlConnection {
+    let mut blocker = MySqlConnection::connect(&common::admin_db_url(db))
+        .await
+        .unwrap();
+    blocker.execute("BEGIN").await.unwrap();
+    let sql = format!(
+        "SELECT id FROM wallets WHERE id IN ({}) FOR UPDATE",
+        vec!["?"; wallets.len()].join(", ")
+    );
+    let mut locking = sqlx::query(&sql);
+    for w in wallets {
+        locking = locking.bind(w.get());
+    }
+    locking.fetch_all(&mut blocker).await.unwrap();
+    blocker
+}
+
 /// Both workers of a store held busy (see the module's notes).
 struct Plug {
     blocker: MySqlConnection,
@@ -86,16 +105,7 @@ impl Plug {
         pair: [(Actor, WalletId); 2],
         tag: &str,
     ) -> Plug {
-        let mut blocker = MySqlConnection::connect(&common::admin_db_url(db))
-            .await
-            .unwrap();
-        blocker.execute("BEGIN").await.unwrap();
-        sqlx::query("SELECT id FROM wallets WHERE id IN (?, ?) FOR UPDATE")
-            .bind(pair[0].1.get())
-            .bind(pair[1].1.get())
-            .fetch_all(&mut blocker)
-            .await
-            .unwrap();
+        let blocker = lock_wallets(db, &[pair[0].1, pair[1].1]).await;
         let mut plugs = Vec::new();
         for (i, (who, from)) in pair.iter().copied().enumerate() {
             let req = TransferRequest::new(from, pair[1 - i].1, d("0.01"), format!("p{tag}-{i}"));
@@ -480,6 +490,272 @@ async fn limits_count_the_debits_of_the_batch() {
         .unwrap_err();
     assert_eq!(after.code(), "limit_exceeded");
     assert_eq!(balances(&ledger, &w).await, vec![42_000, 58_000]);
+    let report = ledger.verify(&admin()).await.unwrap();
+    assert!(report.is_ok(), "{report:#?}");
+}
+
+/// Waits up to `secs` seconds for `task`'s answer; `None` if it has none by then.
+async fn within(secs: u64, task: JoinHandle<Answer>) -> Option<Answer> {
+    tokio::time::timeout(Duration::from_secs(secs), task)
+        .await
+        .ok()
+        .map(Result::unwrap)
+}
+
+/// A worker task that panics mid-batch hands the commands queued behind it to another worker:
+/// they are served, not left waiting for some later command to start one.
+///
+/// The store's pool has one connection, so one worker's place. A command running alone holds
+/// it while two commands queue; when it ends, a worker takes those two as a batch and waits,
+/// in the batch's locking read, for a wallet another session holds; a third command queues
+/// behind it. The batch's first command carries a fingerprint that is not its request's (a
+/// `Command`'s fields are public), which wallet-core's debug assertion turns into a panic when
+/// the batch decides it. Would fail (the third command unanswered) if a worker's place were
+/// given back on a panic without a worker started for the queue.
+#[cfg(debug_assertions)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_queued_behind_a_worker_that_panicked_are_served() {
+    use wallet_core::command::{Command, Flow, Move, Op, Timing};
+    use wallet_core::store::Store;
+    use wallet_core::text::IdempotencyKey;
+    use wallet_core::{Clock, SystemClock};
+
+    let options = wallet_mysql::ConnectOptions {
+        max_connections: 1,
+        ..common::test_options()
+    };
+    let (name, store) = common::named_store(options).await;
+    let ledger = Arc::new(ledger(store).await);
+    let w = wallets(&ledger, 1, 8, "10.00").await;
+    let mut held_for_alone = lock_wallets(&name, &[w[0].1]).await;
+    let mut held_for_batch = lock_wallets(&name, &[w[4].1]).await;
+    let alone = send(
+        &ledger,
+        w[0].0,
+        TransferRequest::new(w[0].1, w[1].1, d("1"), "a"),
+    );
+    until_running(&name, "SELECT id, owner_id", 1).await;
+
+    let poisoned = Command {
+        fingerprint: Some(wallet_core::command::Fingerprint([0; 16])),
+        ..Command::new(
+            Some(w[2].0),
+            SystemClock.now(),
+            Arc::new(ledger.config().clone()),
+            Op::Move(Move {
+                flow: Flow::Transfer {
+                    from: w[2].1,
+                    to: w[3].1,
+                },
+                amount: d("1"),
+                description: None,
+                metadata: None,
+                idempotency_key: IdempotencyKey::new("poisoned").unwrap(),
+                timing: Timing::Now,
+            }),
+        )
+    };
+    let poisoned = {
+        let ledger = Arc::clone(&ledger);
+        tokio::spawn(async move { ledger.store().execute(poisoned).await })
+    };
+    until_queued(ledger.store(), 1).await;
+    let batched = send(
+        &ledger,
+        w[4].0,
+        TransferRequest::new(w[4].1, w[5].1, d("1"), "b"),
+    );
+    until_queued(ledger.store(), 2).await;
+
+    held_for_alone.execute("ROLLBACK").await.unwrap();
+    alone.await.unwrap().unwrap();
+    // The worker has taken both, and waits for the wallet held.
+    until_queued(ledger.store(), 0).await;
+    until_running(&name, "SELECT id, owner_id", 1).await;
+    let behind = send(
+        &ledger,
+        w[6].0,
+        TransferRequest::new(w[6].1, w[7].1, d("1"), "c"),
+    );
+    until_queued(ledger.store(), 1).await;
+    held_for_batch.execute("ROLLBACK").await.unwrap();
+
+    // The batch's callers learn that its outcome is unknown (nothing of it was stored).
+    let e = poisoned.await.unwrap().unwrap_err();
+    assert_eq!(e.code(), "storage_error", "{e:?}");
+    let e = batched.await.unwrap().unwrap_err();
+    assert_eq!(e.code(), "storage_error", "{e:?}");
+    let served = within(20, behind)
+        .await
+        .expect("the command queued behind the worker that panicked is served");
+    assert!(!served.unwrap().replayed);
+    assert_eq!(
+        balances(&ledger, &w).await,
+        vec![900, 1_100, 1_000, 1_000, 1_000, 1_000, 900, 1_100]
+    );
+    let report = ledger.verify(&admin()).await.unwrap();
+    assert!(report.is_ok(), "{report:#?}");
+}
+
+/// A runtime shut down while its tasks hold both of a store's places (commands running alone)
+/// with a command of another runtime queued behind them: the shutdown completes, and the
+/// queued command is served on its own runtime.
+///
+/// Would fail (the shutdown hanging for ever) if a place's drop started a worker while holding
+/// the queue's lock: a runtime shutting down drops at once what is spawned on it, and that
+/// drop takes the same lock. Would fail too (the command unanswered) if the worker were
+/// started only on the runtime that is shutting down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runtime_shut_down_under_a_store_leaves_it_serving_the_others() {
+    let (name, store) = common::named_store(common::test_options()).await;
+    let ledger = Arc::new(ledger(store).await);
+    let w = wallets(&ledger, 1, 2, "10.00").await;
+    let pair = wallets(&ledger, 101, 2, "1.00").await;
+    let mut blocker = lock_wallets(&name, &[pair[0].1, pair[1].1]).await;
+    let other = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    for (i, (who, from)) in pair.iter().copied().enumerate() {
+        let req = TransferRequest::new(from, pair[1 - i].1, d("0.01"), format!("rt-{i}"));
+        let ledger = Arc::clone(&ledger);
+        other.spawn(async move { ledger.transfer(&who, req).await });
+        until_running(&name, "SELECT id, owner_id", i + 1).await;
+    }
+    let queued = send(
+        &ledger,
+        w[0].0,
+        TransferRequest::new(w[0].1, w[1].1, d("1"), "q"),
+    );
+    until_queued(ledger.store(), 1).await;
+
+    // Dropping a runtime blocks until its tasks are dropped: on a thread of its own.
+    let (dropped, shut) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        drop(other);
+        let _ = dropped.send(());
+    });
+    let shut = tokio::task::spawn_blocking(move || shut.recv_timeout(Duration::from_secs(20)))
+        .await
+        .unwrap();
+    assert!(shut.is_ok(), "the runtime's shutdown hung");
+    blocker.execute("ROLLBACK").await.unwrap();
+    let served = within(20, queued)
+        .await
+        .expect("the command queued on the live runtime is served");
+    assert!(!served.unwrap().replayed);
+    assert_eq!(balances(&ledger, &w).await, vec![900, 1_100]);
+    let report = ledger.verify(&admin()).await.unwrap();
+    assert!(report.is_ok(), "{report:#?}");
+}
+
+/// When a batch cannot run, the commands it leaves to run alone run side by side, as they
+/// would have without batching: none waits for the others' turns.
+///
+/// Pool of two connections, one second to get one. The plugs hold both while eight transfers
+/// queue; two deposits (never batched) wait for the pool, get both connections when the plugs
+/// end, and keep them, waiting for a wallet another session holds. The batch's worker gets no
+/// connection, and its commands run alone: each waits its second for the pool and gets
+/// `StorageBusy`. Would fail if they ran one after the other (the last answered after nine
+/// seconds), as a batch of 64 would (over half an hour with the default 30 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_a_batch_leaves_to_run_alone_do_not_wait_for_each_other() {
+    let options = wallet_mysql::ConnectOptions {
+        max_connections: 2,
+        acquire_timeout: Duration::from_secs(1),
+        ..common::test_options()
+    };
+    let (name, store) = common::named_store(options).await;
+    let ledger = Arc::new(ledger(store).await);
+    let w = wallets(&ledger, 1, 9, "10.00").await;
+    let pair = wallets(&ledger, 101, 2, "1.00").await;
+    let held = wallets(&ledger, 201, 1, "1.00").await[0];
+    let mut held_lock = lock_wallets(&name, &[held.1]).await;
+    let plug = Plug::new(&ledger, &name, [pair[0], pair[1]], "5").await;
+    let requests = (0..8)
+        .map(|i| {
+            let req = TransferRequest::new(w[i].1, w[i + 1].1, d("1"), format!("s{i}"));
+            (w[i].0, req)
+        })
+        .collect();
+    let sent = Plug::queue(&ledger, requests).await;
+    let deposits: Vec<_> = (0..2)
+        .map(|i| {
+            let ledger = Arc::clone(&ledger);
+            tokio::spawn(async move {
+                let req = wallet_core::DepositRequest::new(held.1, d("1"), format!("dep{i}"));
+                ledger.deposit(&held.0, req).await
+            })
+        })
+        .collect();
+    // The deposits wait for the pool (well within its second).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pulled = Instant::now();
+    plug.pull().await;
+    let mut answers = Vec::new();
+    for s in sent {
+        answers.push(s.await.unwrap());
+    }
+    let waited = pulled.elapsed();
+    for a in &answers {
+        assert_eq!(a.as_ref().unwrap_err().code(), "storage_busy", "{a:?}");
+    }
+    assert!(
+        waited < Duration::from_millis(4_500),
+        "the eight were answered after {waited:?}"
+    );
+    held_lock.execute("ROLLBACK").await.unwrap();
+    for dep in deposits {
+        dep.await.unwrap().unwrap();
+    }
+    assert_eq!(balances(&ledger, &w).await, vec![1_000; 9]);
+    let report = ledger.verify(&admin()).await.unwrap();
+    assert!(report.is_ok(), "{report:#?}");
+}
+
+/// A full batch of the largest commands (the longest description, in characters of four bytes,
+/// the largest metadata, the longest key) commits as one batch: its write script, the largest a
+/// batch can send, fits in the server's default `max_allowed_packet`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_batch_of_the_largest_commands_commits() {
+    let (name, store) = common::named_store(common::test_options()).await;
+    let ledger = Arc::new(ledger(store).await);
+    let w = wallets(&ledger, 1, 2, "100.00").await;
+    let pair = wallets(&ledger, 101, 2, "1.00").await;
+    let description = "\u{1F600}".repeat(wallet_core::text::DESCRIPTION_CHARS_MAX);
+    // `{"k":"…"}`: 8 bytes around the value.
+    let metadata =
+        serde_json::json!({ "k": "x".repeat(wallet_core::text::METADATA_BYTES_MAX - 8) });
+    let n = wallet_mysql::BATCH_COMMANDS_MAX;
+    let requests = (0..n)
+        .map(|i| {
+            let key = format!("{i:0>128}");
+            let mut req = TransferRequest::new(w[0].1, w[1].1, d("0.01"), key);
+            req.details.description = Some(description.clone());
+            req.details.metadata = Some(metadata.clone());
+            (w[0].0, req)
+        })
+        .collect();
+    let plug = Plug::new(&ledger, &name, [pair[0], pair[1]], "6").await;
+    let before = ledger.store().group_commits();
+    let sent = Plug::queue(&ledger, requests).await;
+    plug.pull().await;
+    for s in sent {
+        let receipt = s.await.unwrap().unwrap();
+        assert!(!receipt.replayed);
+        assert_eq!(
+            receipt.transaction.description.as_ref().map(|d| d.as_str()),
+            Some(description.as_str())
+        );
+    }
+    let after = ledger.store().group_commits();
+    assert_eq!(
+        (after.0 - before.0, after.1 - before.1),
+        (1, u64::try_from(n).unwrap()),
+        "one batch held them all"
+    );
+    assert_eq!(balances(&ledger, &w).await, vec![10_000 - 64, 10_000 + 64]);
     let report = ledger.verify(&admin()).await.unwrap();
     assert!(report.is_ok(), "{report:#?}");
 }
