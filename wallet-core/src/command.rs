@@ -37,9 +37,9 @@ pub struct Command {
     pub op: Op,
     /// The fingerprint of `op`'s request (money movements, refunds, payment links), worked out
     /// by [`Command::new`] on the caller's task so that a store's single writer does not
-    /// spend its time hashing; `None`: the decision works it out itself. It must be `op`'s
-    /// (a command made for an operation of a batch carries `None`).
-    pub fingerprint: Option<Fingerprint>,
+    /// spend its time hashing; `None`: the decision works it out itself. Private, so that only
+    /// `op`'s own can be carried: a decision trusts it.
+    fingerprint: Option<Fingerprint>,
 }
 
 /// The operation of a command.
@@ -616,6 +616,28 @@ impl Command {
             config,
             op,
             fingerprint,
+        }
+    }
+
+    /// The same command for another operation (one operation of a batch): its fingerprint is
+    /// worked out when the decision needs it.
+    pub fn with_op(&self, op: Op) -> Self {
+        Command {
+            actor: self.actor,
+            now: self.now,
+            config: Arc::clone(&self.config),
+            op,
+            fingerprint: None,
+        }
+    }
+
+    /// Test kit only: carries `fingerprint` as its request's, right or wrong. In debug builds a
+    /// decision asserts it is right, which tests use to make a store's decision panic.
+    #[cfg(feature = "testkit")]
+    pub fn with_fingerprint(self, fingerprint: Fingerprint) -> Self {
+        Command {
+            fingerprint: Some(fingerprint),
+            ..self
         }
     }
 

@@ -340,11 +340,7 @@ async fn apply(
         wallet_core::decide::check_batch(ops)?;
         let mut outcomes = Vec::with_capacity(ops.len());
         for op in ops {
-            let sub = Command {
-                op: op.clone(),
-                fingerprint: None,
-                ..command.clone()
-            };
+            let sub = command.with_op(op.clone());
             // Each operation sees the ones before it: they are in this same transaction.
             let ending = Box::pin(apply(conn, shared, &sub, locks)).await?;
             let (outcome, refusal) = write(conn, &sub, ending, false).await?;

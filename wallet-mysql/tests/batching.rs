@@ -508,9 +508,9 @@ async fn within(secs: u64, task: JoinHandle<Answer>) -> Option<Answer> {
 /// The store's pool has one connection, so one worker's place. A command running alone holds
 /// it while two commands queue; when it ends, a worker takes those two as a batch and waits,
 /// in the batch's locking read, for a wallet another session holds; a third command queues
-/// behind it. The batch's first command carries a fingerprint that is not its request's (a
-/// `Command`'s fields are public), which wallet-core's debug assertion turns into a panic when
-/// the batch decides it. Would fail (the third command unanswered) if a worker's place were
+/// behind it. The batch's first command carries a fingerprint that is not its request's (the
+/// test kit's `Command::with_fingerprint`), which wallet-core's debug assertion turns into a
+/// panic when the batch decides it. Would fail (the third command unanswered) if a worker's place were
 /// given back on a panic without a worker started for the queue.
 #[cfg(debug_assertions)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -536,25 +536,23 @@ async fn commands_queued_behind_a_worker_that_panicked_are_served() {
     );
     until_running(&name, "SELECT id, owner_id", 1).await;
 
-    let poisoned = Command {
-        fingerprint: Some(wallet_core::command::Fingerprint([0; 16])),
-        ..Command::new(
-            Some(w[2].0),
-            SystemClock.now(),
-            Arc::new(ledger.config().clone()),
-            Op::Move(Move {
-                flow: Flow::Transfer {
-                    from: w[2].1,
-                    to: w[3].1,
-                },
-                amount: d("1"),
-                description: None,
-                metadata: None,
-                idempotency_key: IdempotencyKey::new("poisoned").unwrap(),
-                timing: Timing::Now,
-            }),
-        )
-    };
+    let poisoned = Command::new(
+        Some(w[2].0),
+        SystemClock.now(),
+        Arc::new(ledger.config().clone()),
+        Op::Move(Move {
+            flow: Flow::Transfer {
+                from: w[2].1,
+                to: w[3].1,
+            },
+            amount: d("1"),
+            description: None,
+            metadata: None,
+            idempotency_key: IdempotencyKey::new("poisoned").unwrap(),
+            timing: Timing::Now,
+        }),
+    )
+    .with_fingerprint(wallet_core::command::Fingerprint([0; 16]));
     let poisoned = {
         let ledger = Arc::clone(&ledger);
         tokio::spawn(async move { ledger.store().execute(poisoned).await })

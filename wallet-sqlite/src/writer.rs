@@ -660,11 +660,7 @@ impl Writer {
         let mut outcomes = Vec::with_capacity(ops.len());
         let (mut all_wallets, mut all_users) = (Vec::new(), Vec::new());
         for op in ops {
-            let sub = Command {
-                op: op.clone(),
-                fingerprint: None,
-                ..command.clone()
-            };
+            let sub = command.with_op(op.clone());
             let ((outcome, wallets, users), refusal) = self.apply(&sub, &overlay)?;
             if let Some(e) = refusal {
                 return Err(e);

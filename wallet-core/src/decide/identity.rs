@@ -247,13 +247,12 @@ mod tests {
     }
 
     fn command(actor: &UserRecord, user: UserId, change: UserChange) -> Command {
-        Command {
-            actor: Some(Actor::new(actor.id, actor.role)),
-            now: Timestamp::from_secs(10),
-            config: Arc::new(Config::default()),
-            op: Op::UpdateUser(UpdateUser { user, change }),
-            fingerprint: None,
-        }
+        Command::new(
+            Some(Actor::new(actor.id, actor.role)),
+            Timestamp::from_secs(10),
+            Arc::new(Config::default()),
+            Op::UpdateUser(UpdateUser { user, change }),
+        )
     }
 
     /// The policy keeps anyone from demoting themselves, so through the service another
