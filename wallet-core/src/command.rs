@@ -601,8 +601,8 @@ pub struct Needs {
 }
 
 impl Command {
-    /// A command, with its request's fingerprint worked out now (see
-    /// [`Command::fingerprint`]).
+    /// A command, with its request's fingerprint worked out now, on the caller's task, so that
+    /// a store's single writer does not spend its time hashing.
     pub fn new(actor: Option<Actor>, now: Timestamp, config: Arc<Config>, op: Op) -> Self {
         let fingerprint = match &op {
             Op::Move(m) => Some(m.fingerprint()),
