@@ -1,9 +1,10 @@
 //! The MariaDB server restarts in the middle of a load.
 //!
-//! Eight tasks transfer money, each retrying a failed call with the same idempotency key;
-//! meanwhile the server is shut down and started again. During the outage callers get typed
-//! errors (kind `Unavailable`), never a panic or a wrong answer; afterwards every transfer
-//! happened exactly once, money is conserved and `verify()` passes.
+//! Eight tasks transfer money, each retrying a failed call with the same idempotency key, until
+//! the server has been shut down and started again (and at least a set number each, so the
+//! load spans the whole outage however fast the transfers go). During the outage callers get
+//! typed errors (kind `Unavailable`) or wait for the server, never a panic or a wrong answer;
+//! afterwards every transfer happened exactly once, money is conserved and `verify()` passes.
 //!
 //! This binary holds one test only: a restart disturbs every connection to the server, and
 //! cargo runs test binaries one after another (but the tests of one binary in parallel). A
@@ -24,6 +25,7 @@ use wallet_core::testkit::storage::{funded_wallets, ledger};
 use wallet_core::{Actor, ErrorKind, TransferRequest, UserId};
 
 const TASKS: u64 = 8;
+/// Transfers each task makes at least; it goes on until the restart is over.
 const PER_TASK: u64 = 60;
 
 /// Starts the server (`scripts/ensure-mariadb` waits until it answers) when dropped.
@@ -78,16 +80,20 @@ async fn a_server_restart_mid_load_loses_nothing_and_applies_nothing_twice() {
     let _bring_back = BringBack;
     let ledger = Arc::new(ledger(common::fresh_store().await).await);
     let funded = funded_wallets(&ledger, 20, "100.00").await;
+    let restarted = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut handles = Vec::new();
     for t in 0..TASKS {
         let ledger = Arc::clone(&ledger);
         let funded = funded.clone();
+        let restarted = Arc::clone(&restarted);
         handles.push(tokio::spawn(async move {
             let mut rng = SmallRng::seed_from_u64(500 + t);
             let mut acked = Vec::new();
             let mut errors: Vec<&'static str> = Vec::new();
             let deadline = Instant::now() + Duration::from_secs(120);
-            for i in 0..PER_TASK {
+            let mut i = 0u64;
+            while i < PER_TASK || !restarted.load(std::sync::atomic::Ordering::Relaxed) {
+                i += 1;
                 let from = rng.random_range(0..funded.len());
                 let to = (from + 1 + rng.random_range(0..funded.len() - 1)) % funded.len();
                 let key = format!("k{t}-{i}");
@@ -111,27 +117,33 @@ async fn a_server_restart_mid_load_loses_nothing_and_applies_nothing_twice() {
                 // Pace the load so that it spans the restart.
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
-            (acked, errors)
+            (acked, errors, i)
         }));
     }
     tokio::time::sleep(Duration::from_millis(400)).await;
     let outage = tokio::task::spawn_blocking(restart_server).await.unwrap();
+    restarted.store(true, std::sync::atomic::Ordering::Relaxed);
     let mut acked = Vec::new();
     let mut errors = Vec::new();
+    let mut attempted = 0u64;
     for h in handles {
-        let (a, e) = h.await.unwrap();
+        let (a, e, n) = h.await.unwrap();
         acked.extend(a);
         errors.extend(e);
+        attempted += n;
     }
     let mut codes = errors.clone();
     codes.sort_unstable();
     codes.dedup();
-    assert!(!errors.is_empty(), "callers saw the outage");
+    // The load spans the outage by construction (every task goes on until the server is back).
+    // Whether a caller sees it depends on where each command was when the server went: one
+    // in the round trip of its COMMIT gets a typed error; others wait for a new connection
+    // and succeed. Either is right; a wrong answer or a panic is not.
     // A replayed answer after a lost acknowledgement names the same transaction: dedupe.
     let unique: HashSet<_> = acked.iter().cloned().collect();
     assert_eq!(
         unique.len(),
-        usize::try_from(TASKS * PER_TASK).unwrap(),
+        usize::try_from(attempted).unwrap(),
         "every transfer happened exactly once"
     );
     let admin = Actor::new(UserId::new(9_999).unwrap(), wallet_core::Role::Admin);
