@@ -103,14 +103,18 @@ async fn concurrent_transfers_on_a_file_conserve_money() {
     }
 }
 
-/// Two stores on one file stand for two processes: each writer must notice the other's commits
-/// (SQLite's data_version) instead of deciding on a stale cached balance.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_writers_on_one_file_never_double_spend() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("wallet.db");
-    let a = common::ledger(SqliteStore::open(&path, Options::default()).unwrap()).await;
-    let b = common::ledger(SqliteStore::open(&path, Options::default()).unwrap()).await;
+/// Two stores on one file (standing for two processes); Alice with 100.00 in her wallet and
+/// Bob with an empty one, both opened through the first store.
+async fn two_writers(
+    path: &std::path::Path,
+) -> (
+    wallet_core::Ledger<SqliteStore>,
+    wallet_core::Ledger<SqliteStore>,
+    [Actor; 2],
+    [wallet_core::Wallet; 2],
+) {
+    let a = common::ledger(SqliteStore::open(path, Options::default()).unwrap()).await;
+    let b = common::ledger(SqliteStore::open(path, Options::default()).unwrap()).await;
     let alice = common::user(&a, 1).await;
     let bob = common::user(&a, 2).await;
     let open = |who: Actor| OpenWalletRequest::new(who.user, WalletKind::Personal, "USD");
@@ -119,6 +123,15 @@ async fn two_writers_on_one_file_never_double_spend() {
     a.deposit(&alice, DepositRequest::new(wa.id, d("100"), "fund"))
         .await
         .unwrap();
+    (a, b, [alice, bob], [wa, wb])
+}
+
+/// Two stores on one file stand for two processes: each writer must notice the other's commits
+/// (SQLite's data_version) instead of deciding on a stale cached balance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_writers_on_one_file_never_double_spend() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, [alice, bob], [wa, wb]) = two_writers(&dir.path().join("wallet.db")).await;
     // Writer B caches Alice's wallet with 100.
     b.transfer(&alice, TransferRequest::new(wa.id, wb.id, d("1"), "b-1"))
         .await
@@ -215,17 +228,7 @@ async fn one_key_sent_at_once_moves_money_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_writers_on_one_file_share_notification_ids() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("wallet.db");
-    let a = common::ledger(SqliteStore::open(&path, Options::default()).unwrap()).await;
-    let b = common::ledger(SqliteStore::open(&path, Options::default()).unwrap()).await;
-    let alice = common::user(&a, 1).await;
-    let bob = common::user(&a, 2).await;
-    let open = |who: Actor| OpenWalletRequest::new(who.user, WalletKind::Personal, "USD");
-    let wa = a.open_wallet(&alice, open(alice)).await.unwrap();
-    let wb = a.open_wallet(&bob, open(bob)).await.unwrap();
-    a.deposit(&alice, DepositRequest::new(wa.id, d("100"), "fund"))
-        .await
-        .unwrap();
+    let (a, b, [alice, bob], [wa, wb]) = two_writers(&dir.path().join("wallet.db")).await;
     for i in 0..40 {
         let (ledger, key) = if i % 3 == 0 { (&b, "b") } else { (&a, "a") };
         ledger
