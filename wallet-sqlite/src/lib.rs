@@ -748,12 +748,15 @@ impl Store for SqliteStore {
         before: i64,
         limit: u32,
     ) -> Result<Vec<Notification>> {
-        self.read(move |c| notes::list(c, user, unread_only, before, limit))
+        // Several statements (rows, then each wallet's entries): one snapshot, so a page never
+        // mixes a state before a commit with one after it.
+        self.read(move |c| in_snapshot(c, |c| notes::list(c, user, unread_only, before, limit)))
             .await
     }
 
     async fn unread_count(&self, user: UserId) -> Result<u64> {
-        self.read(move |c| notes::unread_count(c, user)).await
+        self.read(move |c| in_snapshot(c, |c| notes::unread_count(c, user)))
+            .await
     }
 
     async fn events(&self, after: i64, limit: u32) -> Result<Vec<Event>> {

@@ -454,3 +454,58 @@ fn pages_jump_over_entries_that_carry_nothing() {
         assert_round_trip(&w).await;
     });
 }
+
+/// Reading while money moves and notices arrive: a listing reads rows and entries with several
+/// statements, all in one snapshot, so its first page is exactly the newest notifications of
+/// some moment. (Ids increase in commit order: once a page shows an id, every smaller one is
+/// committed, so the same page asked again below that id must read the same.) Read without one
+/// snapshot, a commit between the rows and the entries can show a new notification without an
+/// older one of the same commit.
+#[test]
+fn pages_read_while_writes_go_on_are_snapshots() {
+    runtime().block_on(async {
+        let w = World::new().await;
+        // Two writers, so a notice and a transfer often share a commit.
+        let transfers = {
+            let ledger = w.f.ledger.clone();
+            let sender = w.users[w.wallets[3].1];
+            let (from, to) = (w.wallets[3].0.id, w.wallets[2].0.id);
+            tokio::spawn(async move {
+                for i in 0..2000 {
+                    // Wallet 2 is user 1's: each transfer tells them of money received (on
+                    // an entry).
+                    let req = TransferRequest::new(from, to, d("0.01"), format!("busy-{i}"));
+                    ledger.transfer(&sender, req).await.unwrap();
+                }
+            })
+        };
+        let notices = {
+            let ledger = w.f.ledger.clone();
+            let user = w.users[1];
+            tokio::spawn(async move {
+                for _ in 0..2000 {
+                    // A notice for user 1 (a row).
+                    ledger.logout_everywhere(&user, user.user).await.unwrap();
+                }
+            })
+        };
+        let user = w.users[1].user;
+        let mut checks = 0;
+        while !(transfers.is_finished() && notices.is_finished()) {
+            checks += 1;
+            let page =
+                w.f.store
+                    .notifications(user, false, i64::MAX, 4)
+                    .await
+                    .unwrap();
+            let Some(top) = page.first().map(|n| n.id.get()) else {
+                continue;
+            };
+            let again = w.f.store.notifications(user, false, top + 1, 4).await;
+            assert_eq!(page, again.unwrap(), "read {checks} was not one snapshot");
+        }
+        transfers.await.unwrap();
+        notices.await.unwrap();
+        assert!(checks > 100, "only {checks} reads while writes went on");
+    });
+}
