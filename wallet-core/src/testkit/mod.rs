@@ -317,6 +317,7 @@ macro_rules! conformance_suite {
             limits_follow_the_local_calendar,
             payment_links_are_paid_once,
             notifications_and_events_record_every_change,
+            every_movement_tells_each_user_once,
             a_partial_capture_keeps_what_the_hold_said,
             statements_search_and_analytics,
             races_between_refunds_and_settlements,

@@ -1091,6 +1091,167 @@ pub async fn notifications_and_events_record_every_change<T: Store + Clone>(stor
     );
 }
 
+/// Every user's notifications, newest first, as (title, read), read in pages of two.
+async fn told<T: Store + Clone>(f: &Fixture<T>, who: &crate::actor::Actor) -> Vec<(String, bool)> {
+    let mut all = Vec::new();
+    let mut before = None;
+    loop {
+        let page = f
+            .ledger
+            .notifications(who, who.user, false, before, 2)
+            .await
+            .unwrap();
+        all.extend(page.items.iter().map(|n| (n.title.clone(), n.read)));
+        match page.next {
+            Some(next) => before = Some(next),
+            None => return all,
+        }
+    }
+}
+
+/// Every kind of money movement tells each user whose wallet it touched once: a top-up, a
+/// transfer with a fee (not its fee account), an exchange between one user's own wallets (one
+/// notification, not two), a refund, a hold and its capture, a hold cancelled, a pending top-up
+/// and its confirmation. Pages, unread counts and marks agree whatever a backend keeps where.
+pub async fn every_movement_tells_each_user_once<T: Store + Clone>(store: T) {
+    let config = fee_config(RefundFeePolicy::Return)
+        .with_reference_rate("USD", "EUR", d("0.9"))
+        .unwrap();
+    let f = Fixture::with_config(store, config).await;
+    let alice = f.user().await;
+    let bob = f.user().await;
+    let a = f.wallet(&alice, "USD").await;
+    let eur = f.wallet(&alice, "EUR").await;
+    let b = f.wallet(&bob, "USD").await;
+    let (mut to_alice, mut to_bob) = (told(&f, &alice).await, told(&f, &bob).await);
+    // Checks that each user was told exactly `titles` (oldest first) since the last check.
+    macro_rules! told_since {
+        ($alice:expr, $bob:expr) => {
+            for (who, was, titles) in [
+                (&alice, &mut to_alice, &$alice[..]),
+                (&bob, &mut to_bob, &$bob[..]),
+            ] {
+                let now = told(&f, who).await;
+                let fresh: Vec<&str> = now[..now.len() - was.len()]
+                    .iter()
+                    .rev()
+                    .map(|(t, _)| t.as_str())
+                    .collect();
+                assert_eq!(fresh, titles);
+                assert_eq!(now[now.len() - was.len()..], was[..]);
+                *was = now;
+            }
+        };
+    }
+    f.ledger
+        .deposit(&alice, DepositRequest::new(a.id, d("200"), f.key()))
+        .await
+        .unwrap();
+    told_since!(["Money received"], [] as [&str; 0]);
+    let t = f
+        .ledger
+        .transfer(&alice, TransferRequest::new(a.id, b.id, d("100"), f.key()))
+        .await
+        .unwrap();
+    told_since!(["Money sent"], ["Money received"]);
+    f.ledger
+        .exchange(
+            &alice,
+            ExchangeRequest {
+                from: a.id.into(),
+                to: eur.id.into(),
+                rate: d("0.9"),
+                rounding: Rounding::HalfEven,
+                details: details("10", f.key()),
+            },
+        )
+        .await
+        .unwrap();
+    told_since!(["Money received"], [] as [&str; 0]);
+    f.ledger
+        .refund(
+            &bob,
+            RefundRequest {
+                transaction: t.transaction.reference,
+                amount: Some(d("30")),
+                description: None,
+                idempotency_key: f.key(),
+            },
+        )
+        .await
+        .unwrap();
+    told_since!(["Money received"], ["Money sent"]);
+    let hold = |key: String| HoldRequest {
+        wallet: a.id.into(),
+        target: HoldTarget::Wallet(b.id.into()),
+        details: details("5", key),
+        ttl_micros: None,
+    };
+    let h = f.ledger.hold(&alice, hold(f.key())).await.unwrap();
+    told_since!(["Pending"], [] as [&str; 0]);
+    f.ledger
+        .capture(&bob, h.transaction.reference, None)
+        .await
+        .unwrap();
+    told_since!(["Money sent"], ["Money received"]);
+    let h = f.ledger.hold(&alice, hold(f.key())).await.unwrap();
+    f.ledger
+        .cancel(&alice, h.transaction.reference)
+        .await
+        .unwrap();
+    told_since!(["Pending", "Cancelled"], [] as [&str; 0]);
+    f.ledger
+        .top_up_pending(
+            &alice,
+            DepositRequest::new(a.id, d("40"), f.key()),
+            "gw-told",
+        )
+        .await
+        .unwrap();
+    f.ledger
+        .gateway_callback(&f.admin, "gw-told", true)
+        .await
+        .unwrap();
+    told_since!(["Pending", "Money received"], [] as [&str; 0]);
+
+    // Counts and marks: the two newest of Alice's, then all of Bob's.
+    let unread = |v: &[(String, bool)]| v.iter().filter(|(_, read)| !read).count() as u64;
+    assert_eq!(
+        f.ledger.unread_count(&alice, alice.user).await.unwrap(),
+        unread(&to_alice)
+    );
+    let newest: Vec<_> = f
+        .ledger
+        .notifications(&alice, alice.user, false, None, 2)
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|n| n.id)
+        .collect();
+    assert_eq!(
+        f.ledger
+            .mark_read(&alice, alice.user, Some(newest))
+            .await
+            .unwrap(),
+        2
+    );
+    let now = told(&f, &alice).await;
+    assert!(now[..2].iter().all(|(_, read)| *read));
+    assert_eq!(now[2..], to_alice[2..]);
+    assert_eq!(
+        f.ledger.unread_count(&alice, alice.user).await.unwrap(),
+        unread(&to_alice) - 2
+    );
+    assert_eq!(
+        f.ledger.mark_read(&bob, bob.user, None).await.unwrap(),
+        unread(&to_bob)
+    );
+    assert_eq!(f.ledger.unread_count(&bob, bob.user).await.unwrap(), 0);
+    assert!(told(&f, &bob).await.iter().all(|(_, read)| *read));
+    f.assert_verified().await;
+}
+
 /// A hold's notifications and event say what it was when made: a later partial capture
 /// changes the transaction's amount, not what the PENDING notification and event said.
 pub async fn a_partial_capture_keeps_what_the_hold_said<T: Store + Clone>(store: T) {
