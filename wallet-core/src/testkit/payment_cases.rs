@@ -19,6 +19,22 @@ const SECOND: i64 = 1_000_000;
 const HOUR: i64 = 3600 * SECOND;
 const DAY: i64 = 24 * HOUR;
 
+/// An exchange of `amount` from `from` to `to` at 0.9, rounded half-even.
+pub(crate) fn exchange_at_0_9(
+    from: &Wallet,
+    to: &Wallet,
+    amount: &str,
+    key: String,
+) -> ExchangeRequest {
+    ExchangeRequest {
+        from: from.id.into(),
+        to: to.id.into(),
+        rate: d("0.9"),
+        rounding: Rounding::HalfEven,
+        details: details(amount, key),
+    }
+}
+
 pub(crate) fn details(amount: &str, key: String) -> MoveDetails {
     MoveDetails {
         amount: d(amount),
@@ -1155,16 +1171,7 @@ pub async fn every_movement_tells_each_user_once<T: Store + Clone>(store: T) {
         .unwrap();
     told_since!(["Money sent"], ["Money received"]);
     f.ledger
-        .exchange(
-            &alice,
-            ExchangeRequest {
-                from: a.id.into(),
-                to: eur.id.into(),
-                rate: d("0.9"),
-                rounding: Rounding::HalfEven,
-                details: details("10", f.key()),
-            },
-        )
+        .exchange(&alice, exchange_at_0_9(&a, &eur, "10", f.key()))
         .await
         .unwrap();
     told_since!(["Money received"], [] as [&str; 0]);

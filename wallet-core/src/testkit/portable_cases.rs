@@ -13,16 +13,13 @@ use std::sync::{Arc, Mutex};
 use serde_json::json;
 
 use super::identity_cases::card;
-use super::payment_cases::details;
+use super::payment_cases::{details, exchange_at_0_9};
 use super::{Fixture, assert_code, cases, d};
 use crate::config::Config;
 use crate::error::Result;
-use crate::fees::Rounding;
 use crate::identity::KycStatus;
 use crate::ledger::{DepositRequest, TransferRequest, WithdrawRequest};
-use crate::payments::{
-    ExchangeRequest, HoldRequest, HoldTarget, LinkRequest, PaymentRequest, RefundRequest,
-};
+use crate::payments::{HoldRequest, HoldTarget, LinkRequest, PaymentRequest, RefundRequest};
 use crate::portable::{Imported, Portable, Summary, TABLES, reseal};
 use crate::store::Store;
 use crate::wallet::WalletKind;
@@ -151,18 +148,9 @@ pub async fn populated<S: Store + Clone>(store: S) -> Fixture<S> {
     l.withdraw(&bob, WithdrawRequest::new(b.id, d("10"), f.key()))
         .await
         .unwrap();
-    l.exchange(
-        &alice,
-        ExchangeRequest {
-            from: a.id.into(),
-            to: eur.id.into(),
-            rate: d("0.9"),
-            rounding: Rounding::HalfEven,
-            details: details("10", f.key()),
-        },
-    )
-    .await
-    .unwrap();
+    l.exchange(&alice, exchange_at_0_9(&a, &eur, "10", f.key()))
+        .await
+        .unwrap();
     // Holds: one open, one captured in part, one voided.
     let hold = |amount: &str, target: HoldTarget| HoldRequest {
         wallet: a.id.into(),
