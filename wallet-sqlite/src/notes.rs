@@ -20,9 +20,11 @@
 //! Every other notification (text, and a movement's when none of the command's new entries is
 //! in a wallet of its user: a hold's expiry, say) is a row of `notifications`, indexed by
 //! (user, read state, id), as before. Ids come from one sequence (`sequences` row
-//! `notification`) that the writer advances in memory and stores before each commit, so ids
-//! increase in commit order across both places, and a user's notifications, newest first, are
-//! the merge of their rows and of what their wallets' entries carry.
+//! `notification`) from which the writer reserves blocks, gives ids out in memory, and stores a
+//! block's end before the commit that first uses it; it reads the sequence again whenever a
+//! transaction rolls back or another connection has committed. So ids increase in commit order
+//! across both places (and processes), and a user's notifications, newest first, are the merge
+//! of their rows and of what their wallets' entries carry.
 //!
 //! What the writer keeps true, and the tests check (`tests/notifications.rs`):
 //!
@@ -139,7 +141,7 @@ pub(crate) mod sql {
 
     pub(crate) const NEXT_ID: &str = "SELECT next FROM sequences WHERE name = 'notification'";
     pub(crate) const STORE_NEXT_ID: &str =
-        "UPDATE sequences SET next = ?1 WHERE name = 'notification'";
+        "UPDATE sequences SET next = ?1 WHERE name = 'notification' AND next < ?1";
     /// After an import: past every imported notification.
     pub(crate) const NEXT_ID_AFTER_IMPORT: &str = "UPDATE sequences
          SET next = (SELECT coalesce(max(id), 0) + 1 FROM notifications)
@@ -166,14 +168,22 @@ pub(crate) mod sql {
     ];
 }
 
+/// Notification ids the writer reserves at a time: the sequence is written once per this many
+/// ids, not at every commit (with one caller a commit per transfer, that row was one page of
+/// the ten each commit writes). A restart or another process's commit forgets the rest of a
+/// block, leaving a gap in the ids, never a reuse.
+const IDS_PER_BLOCK: i64 = 1024;
+
 /// The sequence of notification ids as the writer holds it: read from the database when first
-/// needed in a transaction, advanced in memory, stored before the commit.
+/// needed in a transaction, advanced in memory within a reserved block, and the block's end
+/// stored before the commit whenever it moved.
 #[derive(Debug, Default)]
 pub(crate) struct Ids {
     /// The next id to give out, once read.
     next: Option<i64>,
-    /// What the database holds (in this transaction, once stored).
-    stored: i64,
+    /// The end of the reserved block: ids below it are this writer's to give out, and the
+    /// sequence must hold at least this much when a transaction that gave them out commits.
+    limit: i64,
 }
 
 impl Ids {
@@ -182,40 +192,42 @@ impl Ids {
         let next = match self.next {
             Some(next) => next,
             None => {
-                let next: i64 = conn
+                let stored: i64 = conn
                     .prepare_cached(sql::NEXT_ID)
                     .and_then(|mut s| s.query_row([], |r| r.get(0)))
                     .optional()
                     .map_err(map_sqlite)?
                     .ok_or_else(|| Error::corrupt("the notification id sequence is missing"))?;
-                self.stored = next;
-                next
+                self.limit = stored;
+                stored
             }
         };
-        self.next = Some(
-            next.checked_add(1)
-                .ok_or_else(|| Error::corrupt("notification ids exhausted"))?,
-        );
+        let exhausted = || Error::corrupt("notification ids exhausted");
+        if next >= self.limit {
+            self.limit = next.checked_add(IDS_PER_BLOCK).ok_or_else(exhausted)?;
+        }
+        self.next = Some(next.checked_add(1).ok_or_else(exhausted)?);
         Ok(next)
     }
 
-    /// Stores the sequence if ids were given out since it was read; runs before each commit.
+    /// Stores the reserved block's end if the sequence holds less; runs before each commit. The
+    /// update writes nothing (and dirties no page) when the sequence is already there, which is
+    /// every commit but one per block; and it repairs a reservation a rolled-back savepoint
+    /// undid.
     pub(crate) fn save(&mut self, conn: &Connection) -> Result<()> {
-        match self.next {
-            Some(next) if next != self.stored => {
-                conn.prepare_cached(sql::STORE_NEXT_ID)
-                    .and_then(|mut s| s.execute([next]))
-                    .map_err(map_sqlite)?;
-                self.stored = next;
-                Ok(())
-            }
-            _ => Ok(()),
+        if self.next.is_none() {
+            return Ok(());
         }
+        conn.prepare_cached(sql::STORE_NEXT_ID)
+            .and_then(|mut s| s.execute([self.limit]))
+            .map(drop)
+            .map_err(map_sqlite)
     }
 
     /// Forgets the sequence, to read it again: after a rollback (what was stored in the
-    /// transaction is gone), or when another connection may have given out ids. Never while a
-    /// transaction that gave out ids stays open: the database does not know them yet.
+    /// transaction is gone), or when another connection may have given out ids (so that ids
+    /// keep increasing in commit order across processes). Never while a transaction that gave
+    /// out ids stays open: the database does not know them yet.
     pub(crate) fn forget(&mut self) {
         self.next = None;
     }
@@ -809,7 +821,12 @@ mod tests {
         assert_eq!(ids.take(&conn).unwrap(), 5);
         ids.save(&conn).unwrap();
         ids.forget();
-        assert_eq!(ids.take(&conn).unwrap(), 6, "the sequence was not stored");
+        // The rest of the block is forgotten, never reused.
+        assert_eq!(
+            ids.take(&conn).unwrap(),
+            4 + IDS_PER_BLOCK,
+            "the block was not stored"
+        );
         let carried: i64 = conn
             .query_row(
                 "SELECT count(*) FROM entries WHERE note_id IS NOT NULL OR note_last IS NOT NULL",
