@@ -333,8 +333,9 @@ fn carry(
         return Ok(false);
     }
     let user = Some(n.user);
-    let Some(index) = posted.0.iter().position(|e| {
-        e.completed_at.is_some() && e.txn == note.txn.get() && e.leg.record.owner == user
+    let Some((index, completed_at)) = posted.0.iter().enumerate().find_map(|(i, e)| {
+        let ours = e.txn == note.txn.get() && e.leg.record.owner == user;
+        e.completed_at.filter(|_| ours).map(|c| (i, c))
     }) else {
         return Ok(false);
     };
@@ -348,17 +349,13 @@ fn carry(
     {
         return Ok(false);
     }
-    let entry = &mut posted.0[index];
-    let Some(completed_at) = entry.completed_at else {
-        return Ok(false);
-    };
     let delay = at
         .as_micros()
         .checked_sub(completed_at)
         .ok_or_else(|| Error::Internal {
             detail: "a notification's time is out of range".into(),
         })?;
-    entry.note = Some((id, note.state(), delay));
+    posted.0[index].note = Some((id, note.state(), delay));
     Ok(true)
 }
 
