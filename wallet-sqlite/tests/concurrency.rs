@@ -223,21 +223,24 @@ async fn one_key_sent_at_once_moves_money_once() {
 }
 
 /// Two stores on one file stand for two processes: notifications made through either keep
-/// ids that are unique and increase in commit order, so a user's list reads the same through
-/// both and misses none.
+/// ids that are unique and increase in commit order (each writer reserves ids in blocks, and
+/// must move past the other's), so a user's list reads the same through both, page by page,
+/// in the order the transfers happened, and misses none.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_writers_on_one_file_share_notification_ids() {
     let dir = tempfile::tempdir().unwrap();
     let (a, b, [alice, bob], [wa, wb]) = two_writers(&dir.path().join("wallet.db")).await;
+    let mut sent = Vec::new();
     for i in 0..40 {
         let (ledger, key) = if i % 3 == 0 { (&b, "b") } else { (&a, "a") };
-        ledger
+        let receipt = ledger
             .transfer(
                 &alice,
                 TransferRequest::new(wa.id, wb.id, d("1"), format!("{key}-{i}")),
             )
             .await
             .unwrap();
+        sent.push(receipt.transaction.reference.to_string());
         if i % 7 == 0 {
             // A notification kept as a row, from the other writer.
             let other = if i % 3 == 0 { &a } else { &b };
@@ -257,7 +260,27 @@ async fn two_writers_on_one_file_share_notification_ids() {
     // 40 transfers received, 6 sign-outs, and the welcome.
     assert_eq!(items.len(), 47);
     assert!(items.windows(2).all(|p| p[0].id > p[1].id));
-    let received = items.iter().filter(|n| n.title == "Money received").count();
-    assert_eq!(received, 40);
+    // Newest first by id is newest first by commit: the transfers in reverse.
+    let received: Vec<&str> = items
+        .iter()
+        .filter(|n| n.title == "Money received")
+        .map(|n| n.message.split(' ').next().unwrap_or_default())
+        .collect();
+    let newest_first: Vec<&str> = sent.iter().rev().map(String::as_str).collect();
+    assert_eq!(received, newest_first);
+    // Pages of four, each after the last one's oldest id, read the same list.
+    let (mut paged, mut before) = (Vec::new(), None);
+    loop {
+        let page = b
+            .notifications(&bob, bob.user, false, before, 4)
+            .await
+            .unwrap();
+        paged.extend(page.items);
+        match page.next {
+            Some(next) => before = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(paged, items);
     assert_eq!(a.unread_count(&bob, bob.user).await.unwrap(), 47);
 }
