@@ -36,7 +36,7 @@ use wallet_core::{Error, ErrorKind, Result, Timestamp, stored};
 
 use crate::error::{is_lost, map_sqlx};
 use crate::queries::{self, RowHeads};
-use crate::script::{Lit, Script};
+use crate::script::{Lit, Script, values_sql};
 use crate::writer::{self, Shared};
 use crate::{Unfinished, payments, users};
 
@@ -147,14 +147,14 @@ struct Read {
 /// `SELECT` submitter, key and id of the transactions stored under `n` (submitter, key)
 /// pairs (`?, ?` for each): one range of their unique index.
 fn keys_sql(n: usize) -> String {
-    let mut pairs = String::from("(?, ?)");
-    for _ in 1..n {
-        pairs.push_str(", (?, ?)");
-    }
-    format!(
+    let mut sql = values_sql(
         "SELECT initiated_by, idempotency_key, id FROM transactions
-         WHERE (initiated_by, idempotency_key) IN ({pairs})"
-    )
+         WHERE (initiated_by, idempotency_key) IN (",
+        "(?, ?)",
+        n,
+    );
+    sql.push(')');
+    sql
 }
 
 /// The literals of `keys` for [`keys_sql`].
@@ -261,9 +261,9 @@ async fn read(
     Ok(read)
 }
 
-/// The id a posting's trail and its repeats name it by until its insert has generated the real
-/// one; no real transaction ever has it (ids count up from 1).
-fn placeholder(n: usize) -> Result<TransactionId> {
+/// The id posting `n`'s trail and its repeats name it by until its insert has generated the
+/// real one; no real transaction ever has it (ids count up from 1).
+pub(crate) fn placeholder(n: usize) -> Result<TransactionId> {
     let n = i64::try_from(n).map_err(|_| Error::Internal {
         detail: "posting number out of range".into(),
     })?;
@@ -508,8 +508,15 @@ async fn write(conn: &mut Unfinished, decided: Decided) -> std::result::Result<C
             transactions,
         }),
         // Committed, but the ids did not come back as written: cannot happen (the read is in
-        // the same transaction as the inserts), and no caller is told a wrong id.
-        Err(e) => Err(Failure::Unknown(e, answers)),
+        // the same transaction as the inserts). No caller is told a wrong id, nor that its
+        // committed transfer failed for good: each gets the ambiguous error a lost `COMMIT`
+        // gives, which a retry with the same key answers with the stored receipt.
+        Err(e) => Err(Failure::Unknown(
+            Error::Storage {
+                detail: format!("the batch committed but its receipts could not be built: {e}"),
+            },
+            answers,
+        )),
     }
 }
 

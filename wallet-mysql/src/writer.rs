@@ -264,9 +264,9 @@ enum Ending {
 }
 
 /// The id a trail names a posting's transaction by until its insert has generated the real
-/// one (see [`payments::NewTxn`]); no real transaction ever has it.
+/// one (see [`payments::NewTxn`]): a batch's first posting's ([`crate::batch::placeholder`]).
 fn placeholder() -> Result<TransactionId> {
-    TransactionId::new(i64::MAX)
+    crate::batch::placeholder(0)
 }
 
 /// Writes what the command left to write, in one round trip, with the `COMMIT` if `commit`.
