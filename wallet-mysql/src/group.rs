@@ -14,6 +14,13 @@
 //! or its runtime shutting down) starts another for the commands still queued, on the runtime
 //! of the first of them: nobody waits for a worker that will never come.
 //!
+//! A place is held only while its batch (or lone command) is quick: one that has run for
+//! `ConnectOptions::slow_batch_after` gives its place to a new worker for whatever is queued
+//! and finishes on its own ([`holding`]). So commands stuck on rows another session keeps
+//! locked (up to `innodb_lock_wait_timeout` per attempt, with retries) hold back only
+//! themselves and their own batch, never every command of the store; the places bound how many
+//! quick batches share the server, the pool how many run at all.
+//!
 //! Callers are answered only after their batch committed (or failed). The workers are tasks of
 //! their own, so a caller whose future is dropped (a timeout) leaves its command to finish and
 //! its answer unread; no other caller's answer depends on it, and no transaction stays open.
@@ -36,6 +43,7 @@
 //! batching: one after the other, each would wait for the turns of all before it.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -74,6 +82,8 @@ struct Job {
 pub(crate) struct Queue {
     waiting: Mutex<Waiting>,
     workers_max: usize,
+    /// How long a batch or a lone command keeps its place ([`holding`]).
+    slow_after: std::time::Duration,
     /// Batches of two commands or more that committed, and the commands they answered.
     batches: AtomicU64,
     batched: AtomicU64,
@@ -86,11 +96,13 @@ struct Waiting {
 }
 
 impl Queue {
-    /// A queue served by at most `connections` workers (and [`BATCHES_IN_FLIGHT_MAX`]).
-    pub(crate) fn new(connections: u32) -> Self {
+    /// A queue served by at most `connections` workers (and [`BATCHES_IN_FLIGHT_MAX`]) at a
+    /// time, each of which gives its place up once its batch has run for `slow_after`.
+    pub(crate) fn new(connections: u32, slow_after: std::time::Duration) -> Self {
         Queue {
             waiting: Mutex::new(Waiting::default()),
             workers_max: BATCHES_IN_FLIGHT_MAX.min(usize::try_from(connections).unwrap_or(1)),
+            slow_after,
             batches: AtomicU64::new(0),
             batched: AtomicU64::new(0),
         }
@@ -163,14 +175,14 @@ pub(crate) async fn execute(inner: &Arc<Inner>, command: Command) -> Result<Outc
     };
     match route {
         Route::Alone(command) => {
-            // Given back when this call ends or is cancelled; starts a worker for whatever
-            // queued meanwhile.
-            let _place = Worker {
+            // Given back when this call ends, is cancelled or turns slow; starts a worker for
+            // whatever queued meanwhile.
+            let place = Worker {
                 inner: Arc::clone(inner),
                 running: true,
                 started: true,
             };
-            return alone(inner, command).await;
+            return holding(place, alone(inner, command)).await.0;
         }
         Route::Full(command) => return alone(inner, command).await,
         Route::Queued { start: true } => {
@@ -253,12 +265,30 @@ impl Drop for Worker {
     }
 }
 
-/// Serves batches until the queue is empty.
+/// Runs `work` holding `place`, and gives the place back (starting a worker for whatever is
+/// queued) if the work has not ended after the queue's `slow_after`: the work then finishes
+/// without it. Returns the work's output, and the place if it was kept.
+async fn holding<T>(place: Worker, work: impl Future<Output = T>) -> (T, Option<Worker>) {
+    let slow_after = place.inner.queue.slow_after;
+    let mut work = std::pin::pin!(work);
+    match tokio::time::timeout(slow_after, work.as_mut()).await {
+        Ok(out) => (out, Some(place)),
+        Err(_) => {
+            tracing::debug!(?slow_after, "a slow batch gives its place to the queue");
+            drop(place);
+            (work.await, None)
+        }
+    }
+}
+
+/// Serves batches until the queue is empty, or until a batch turns slow (another worker then
+/// serves the queue).
 async fn work(mut worker: Worker) {
     worker.started = true;
+    let inner = Arc::clone(&worker.inner);
     loop {
         let jobs: Vec<Job> = {
-            let mut waiting = worker.inner.queue.lock();
+            let mut waiting = inner.queue.lock();
             if waiting.jobs.is_empty() {
                 waiting.workers = waiting.workers.saturating_sub(1);
                 worker.running = false;
@@ -267,7 +297,10 @@ async fn work(mut worker: Worker) {
             let n = waiting.jobs.len().min(BATCH_COMMANDS_MAX);
             waiting.jobs.drain(..n).collect()
         };
-        run(&worker.inner, jobs).await;
+        match holding(worker, run(&inner, jobs)).await {
+            ((), Some(kept)) => worker = kept,
+            ((), None) => return,
+        }
     }
 }
 

@@ -93,6 +93,12 @@ pub struct ConnectOptions {
     pub tls: Tls,
     /// Prepared statements kept per connection (default 256).
     pub statement_cache: usize,
+    /// How long a group-commit batch, or a money command running alone, may keep the commands
+    /// queued behind it waiting (default 100 ms; a batch normally takes a few milliseconds).
+    /// After that it gives its place to a new batch and finishes on its own, so commands stuck
+    /// on rows another session keeps locked hold back only themselves, not every money command
+    /// of the store (see `docs/MYSQL.md`, "Group commit"). At least 1 ms.
+    pub slow_batch_after: Duration,
 }
 
 impl Default for ConnectOptions {
@@ -105,6 +111,7 @@ impl Default for ConnectOptions {
             retries: 16,
             tls: Tls::Preferred,
             statement_cache: 256,
+            slow_batch_after: Duration::from_millis(100),
         }
     }
 }
@@ -127,6 +134,9 @@ impl ConnectOptions {
         }
         if self.acquire_timeout.is_zero() {
             return bad("acquire_timeout must be positive");
+        }
+        if self.slow_batch_after < Duration::from_millis(1) {
+            return bad("slow_batch_after must be at least 1 ms");
         }
         Ok(())
     }
@@ -288,7 +298,7 @@ impl MySqlStore {
                 pool,
                 retries: options.retries,
                 writer: writer::Shared::default(),
-                queue: group::Queue::new(options.max_connections),
+                queue: group::Queue::new(options.max_connections, options.slow_batch_after),
                 last_commit_micros: std::sync::atomic::AtomicI64::new(0),
                 guard: None,
             }),
@@ -627,5 +637,43 @@ impl Store for MySqlStore {
         limit: u32,
     ) -> Result<HistoryPage> {
         snapshot!(self, c => reads::search(c, wallet, &needle, before_seq, limit).await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every option out of range is refused with a typed error naming it, before any
+    /// connection is made; the defaults pass.
+    #[test]
+    fn options_out_of_range_are_refused() {
+        assert!(ConnectOptions::default().validate().is_ok());
+        type Spoil = fn(&mut ConnectOptions);
+        let cases: [(&str, Spoil); 7] = [
+            ("max_connections", |o| o.max_connections = 0),
+            ("max_connections", |o| {
+                o.max_connections = CONNECTIONS_MAX + 1
+            }),
+            ("retries", |o| o.retries = RETRIES_MAX + 1),
+            ("lock_wait_timeout", |o| {
+                o.lock_wait_timeout = Duration::from_millis(500);
+            }),
+            ("lock_wait_timeout", |o| {
+                o.lock_wait_timeout = Duration::from_secs(3601);
+            }),
+            ("acquire_timeout", |o| o.acquire_timeout = Duration::ZERO),
+            ("slow_batch_after", |o| {
+                o.slow_batch_after = Duration::from_micros(999);
+            }),
+        ];
+        for (name, spoil) in cases {
+            let mut options = ConnectOptions::default();
+            spoil(&mut options);
+            match options.validate() {
+                Err(Error::InvalidConfig { reason }) => assert!(reason.contains(name), "{reason}"),
+                other => panic!("{name}: {other:?}"),
+            }
+        }
     }
 }

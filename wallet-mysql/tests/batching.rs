@@ -5,7 +5,9 @@
 //! A batch is made on purpose with a [`Plug`]: another session locks two wallets, and one
 //! transfer from each takes one of the store's two workers and waits for that lock; commands
 //! sent meanwhile queue up (`MySqlStore::queued` tells when), and once the plug is pulled the
-//! first free worker takes them all, in the order they were sent, as one batch.
+//! first free worker takes them all, in the order they were sent, as one batch. (Those tests
+//! let a slow command keep its place for as long as it runs; with the default, it gives the
+//! place up after 100 ms, which `a_command_stuck_on_a_lock_holds_back_only_itself` checks.)
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)] // tests
 
 mod common;
@@ -22,6 +24,16 @@ use wallet_core::{Actor, Ledger, Receipt, TransferRequest, UserId, WalletId};
 use wallet_mysql::MySqlStore;
 
 type Answer = wallet_core::Result<Receipt>;
+
+/// The test options, with batches and lone commands keeping their places however long they
+/// run: a [`Plug`] is a command slow on purpose, and must hold the queue back for the whole
+/// test (`ConnectOptions::slow_batch_after`; its default is tested on its own below).
+fn plugged_options() -> wallet_mysql::ConnectOptions {
+    wallet_mysql::ConnectOptions {
+        slow_batch_after: Duration::from_secs(600),
+        ..common::test_options()
+    }
+}
 
 /// Waits until `store` has exactly `n` commands queued.
 async fn until_queued(store: &MySqlStore, n: usize) {
@@ -159,7 +171,7 @@ fn admin() -> Actor {
 /// refusal touched the others, or if keys repeated within a batch executed twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_decides_in_order_against_its_own_effects() {
-    let (name, store) = common::named_store(common::test_options()).await;
+    let (name, store) = common::named_store(plugged_options()).await;
     let ledger = Arc::new(ledger(store).await);
     let w = wallets(&ledger, 1, 4, "100.00").await;
     let pair = wallets(&ledger, 101, 2, "1.00").await;
@@ -249,7 +261,7 @@ async fn a_batch_decides_in_order_against_its_own_effects() {
 /// posting whose fate is unknown were answered as a success.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_killed_in_its_commit_round_trip_stores_nothing_partial() {
-    let (name, store) = common::named_store(common::test_options()).await;
+    let (name, store) = common::named_store(plugged_options()).await;
     let ledger = Arc::new(ledger(store).await);
     let w = wallets(&ledger, 1, 3, "100.00").await;
     let pair = wallets(&ledger, 101, 2, "1.00").await;
@@ -377,7 +389,7 @@ fn a_batch_answers_as_the_same_commands_alone() {
         .build()
         .unwrap();
     let (name, ledger, pair) = rt.block_on(async {
-        let (name, store) = common::named_store(common::test_options()).await;
+        let (name, store) = common::named_store(plugged_options()).await;
         let ledger = Arc::new(ledger(store).await);
         let pair = wallets(&ledger, 1, 2, "100.00").await;
         (name, ledger, pair)
@@ -446,7 +458,7 @@ fn a_batch_answers_as_the_same_commands_alone() {
 /// forget its own debits.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn limits_count_the_debits_of_the_batch() {
-    let (name, store) = common::named_store(common::test_options()).await;
+    let (name, store) = common::named_store(plugged_options()).await;
     let ledger = Arc::new(ledger(store).await);
     let w = wallets(&ledger, 1, 2, "500.00").await;
     let pair = wallets(&ledger, 101, 2, "1.00").await;
@@ -522,7 +534,7 @@ async fn commands_queued_behind_a_worker_that_panicked_are_served() {
 
     let options = wallet_mysql::ConnectOptions {
         max_connections: 1,
-        ..common::test_options()
+        ..plugged_options()
     };
     let (name, store) = common::named_store(options).await;
     let ledger = Arc::new(ledger(store).await);
@@ -605,7 +617,7 @@ async fn commands_queued_behind_a_worker_that_panicked_are_served() {
 /// started only on the runtime that is shutting down.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_runtime_shut_down_under_a_store_leaves_it_serving_the_others() {
-    let (name, store) = common::named_store(common::test_options()).await;
+    let (name, store) = common::named_store(plugged_options()).await;
     let ledger = Arc::new(ledger(store).await);
     let w = wallets(&ledger, 1, 2, "10.00").await;
     let pair = wallets(&ledger, 101, 2, "1.00").await;
@@ -662,7 +674,7 @@ async fn commands_a_batch_leaves_to_run_alone_do_not_wait_for_each_other() {
     let options = wallet_mysql::ConnectOptions {
         max_connections: 2,
         acquire_timeout: Duration::from_secs(1),
-        ..common::test_options()
+        ..plugged_options()
     };
     let (name, store) = common::named_store(options).await;
     let ledger = Arc::new(ledger(store).await);
@@ -717,7 +729,7 @@ async fn commands_a_batch_leaves_to_run_alone_do_not_wait_for_each_other() {
 /// batch can send, fits in the server's default `max_allowed_packet`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_batch_of_the_largest_commands_commits() {
-    let (name, store) = common::named_store(common::test_options()).await;
+    let (name, store) = common::named_store(plugged_options()).await;
     let ledger = Arc::new(ledger(store).await);
     let w = wallets(&ledger, 1, 2, "100.00").await;
     let pair = wallets(&ledger, 101, 2, "1.00").await;
@@ -756,4 +768,50 @@ async fn a_full_batch_of_the_largest_commands_commits() {
     assert_eq!(balances(&ledger, &w).await, vec![10_000 - 64, 10_000 + 64]);
     let report = ledger.verify(&admin()).await.unwrap();
     assert!(report.is_ok(), "{report:#?}");
+}
+
+/// Two transfers wait on rows another session keeps locked, taking both of the store's places;
+/// transfers among other wallets, sent meanwhile, are not held back by them: once the stuck
+/// ones have run for `slow_batch_after` (default 100 ms) they give their places up, and the
+/// others are served while the stuck ones still wait. Would fail if a command kept its place
+/// for as long as it ran (the others would wait for the lock, five seconds an attempt).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_stuck_on_a_lock_holds_back_only_itself() {
+    let (name, store) = common::named_store(common::test_options()).await;
+    let ledger = Arc::new(ledger(store).await);
+    let w = wallets(&ledger, 1, 8, "10.00").await;
+    let pair = wallets(&ledger, 101, 2, "1.00").await;
+    let plug = Plug::new(&ledger, &name, [pair[0], pair[1]], "stuck").await;
+    let started = Instant::now();
+    let others: Vec<_> = (0..16)
+        .map(|i| {
+            let (from, to) = (w[i % 8], w[(i + 1) % 8]);
+            send(
+                &ledger,
+                from.0,
+                TransferRequest::new(from.1, to.1, d("0.10"), format!("free-{i}")),
+            )
+        })
+        .collect();
+    for t in others {
+        let served = tokio::time::timeout(Duration::from_secs(4), t).await;
+        served
+            .expect("a transfer among free wallets waited for the stuck ones")
+            .unwrap()
+            .unwrap();
+    }
+    let took = started.elapsed();
+    assert!(
+        plug.plugs.iter().all(|p| !p.is_finished()),
+        "the stuck transfers were not stuck"
+    );
+    plug.pull().await;
+    assert_eq!(
+        balances(&ledger, &w).await,
+        vec![1_000; 8],
+        "each wallet sent and received two transfers of 0.10"
+    );
+    let report = ledger.verify(&admin()).await.unwrap();
+    assert!(report.is_ok(), "{report:#?}");
+    println!("sixteen transfers served in {took:?} beside two stuck on a lock");
 }
